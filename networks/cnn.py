@@ -1,0 +1,114 @@
+"""Convolutional torsos: the Nature-DQN feature extractor and LeNet-5.
+
+- ``NatureCNN``: Mnih et al. 2015, "Human-level control through deep reinforcement learning":
+  conv 8x8 stride 4 (32), conv 4x4 stride 2 (64), conv 3x3 stride 1 (64), each ReLU, then a fully
+  connected layer of 512 units with ReLU. The flatten size is inferred from the input shape.
+  uint8 input is scaled by 1/255 here, exactly once; float input is taken as already scaled.
+- ``LeNet5``: LeCun et al. 1998, "Gradient-based learning applied to document recognition", in
+  its common modern form: C1 6@5x5, S2 2x2 pooling, C3 16@5x5, S4 2x2 pooling, C5 120, F6 84,
+  with the chosen activation (tanh in the paper). Inputs smaller than 32x32 are resized to 32x32
+  (the paper pads 28x28 MNIST digits to 32x32), so the classic parameter count holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from networks.activations import make_activation
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> [0, 1] floats (the one place images are divided by 255)."""
+    if x.dtype == torch.uint8:
+        return x.float() * (1.0 / 255.0)
+    return x.float()
+
+
+def _check_image_shape(input_shape: Sequence[int], name: str) -> tuple[int, int, int]:
+    if len(input_shape) != 3 or any(int(s) < 1 for s in input_shape):
+        raise ValueError(
+            f"{name} takes a (channels, height, width) shape, got {tuple(input_shape)}"
+        )
+    c, h, w = (int(s) for s in input_shape)
+    return c, h, w
+
+
+class NatureCNN(nn.Module):
+    """The DQN conv torso; ``out_features`` (512) feeds a head."""
+
+    def __init__(self, input_shape: Sequence[int] = (4, 84, 84), features: int = 512) -> None:
+        super().__init__()
+        c, h, w = _check_image_shape(input_shape, "NatureCNN")
+        self.convs = nn.Sequential(
+            nn.Conv2d(c, 32, kernel_size=8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        # Each conv shrinks the side as floor((n - k) / s) + 1; the smallest input is 36x36.
+        side_h, side_w = h, w
+        for k, s in ((8, 4), (4, 2), (3, 1)):
+            side_h, side_w = (side_h - k) // s + 1, (side_w - k) // s + 1
+        if side_h < 1 or side_w < 1:
+            raise ValueError(
+                f"NatureCNN needs images of at least 36x36 pixels, got {h}x{w} "
+                f"(input shape {tuple(input_shape)})"
+            )
+        self.flatten_size = 64 * side_h * side_w
+        self.fc = nn.Sequential(nn.Linear(self.flatten_size, features), nn.ReLU())
+        self.input_shape = (c, h, w)
+        self.out_features = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.convs(_as_float(x)))
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 torso up to F6 (84 features); a ``ClassifierHead`` supplies the output layer."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (1, 32, 32),
+        activation: str = "tanh",
+        pooling: str = "avg",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        c, h, w = _check_image_shape(input_shape, "LeNet5")
+        if pooling not in ("avg", "max"):
+            raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
+        pool = nn.AvgPool2d if pooling == "avg" else nn.MaxPool2d
+        self.resize_to = (max(h, 32), max(w, 32))
+        self.features = nn.Sequential(
+            nn.Conv2d(c, 6, kernel_size=5),
+            make_activation(activation),
+            pool(2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            make_activation(activation),
+            pool(2),
+            nn.Flatten(),
+        )
+        side_h = ((self.resize_to[0] - 4) // 2 - 4) // 2
+        side_w = ((self.resize_to[1] - 4) // 2 - 4) // 2
+        fc: list[nn.Module] = [nn.Linear(16 * side_h * side_w, 120), make_activation(activation)]
+        if dropout > 0:
+            fc.append(nn.Dropout(dropout))
+        fc += [nn.Linear(120, 84), make_activation(activation)]
+        if dropout > 0:
+            fc.append(nn.Dropout(dropout))
+        self.fc = nn.Sequential(*fc)
+        self.input_shape = (c, h, w)
+        self.out_features = 84
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _as_float(x)
+        if tuple(x.shape[-2:]) != self.resize_to:
+            x = F.interpolate(x, size=self.resize_to, mode="bilinear", align_corners=False)
+        return self.fc(self.features(x))
