@@ -1,0 +1,237 @@
+"""Frame-deduplicated circular replay memory shared by N parallel environment streams.
+
+Each stream owns a ring of ``slots_per_stream`` slots. A slot holds ONE frame (the newest frame of
+an observation), the action taken from it, the reward, and whether the step terminated or was
+truncated. Observation stacks are rebuilt at sampling time by index arithmetic over the ring,
+vectorised over the batch: a stack never reaches across an episode start, and positions before the
+start are padded exactly as the environment pads the stack the agent acted on (``"zero"`` frames or
+a ``"repeat"`` of the first frame).
+
+Slot protocol for one stream (the loop calls ``start`` once, then ``add`` every vector step):
+
+* ``start(obs)`` writes each stream's first frame (flagged ``first``; pending, i.e. no action yet);
+* ``add(action, reward, terminated, truncated, next_obs, reset_mask, final_obs)`` completes the
+  pending slot with the action and outcome, then writes the next frame into the following slot. When
+  the episode really ended (``reset_mask``), the next frame comes from ``final_obs`` (the true last
+  observation, needed to bootstrap a truncation), and the new episode's first frame goes into one
+  more slot. So no stored transition ever crosses a reset, and a stream's slots stay in time order.
+
+A life loss in training is ``terminated`` without a reset: the stack continues, the bootstrap stops.
+
+Sampling is uniform over complete transitions (rejection of the few slots that are not: pending
+slots, the final-observation slot of an episode, the oldest ``frame_stack - 1`` slots whose history
+has been overwritten). n-step returns (Sutton & Barto; Hessel et al. 2018) are computed at sampling
+time, cut at the first termination or truncation, never across episodes or streams; the batch
+carries ``discount = gamma^m`` (0 after a termination) so the agent needs no separate flag.
+
+Memory per transition: one frame (7,056 bytes for 84x84) + action (4) + reward (4) + 3 flag bytes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+
+class Batch(NamedTuple):
+    """A sampled batch on the replay's device. ``discount`` is gamma^m, or 0 after a termination."""
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    next_obs: torch.Tensor
+    discount: torch.Tensor
+    stream: torch.Tensor
+    slot: torch.Tensor
+
+
+PADDINGS = ("zero", "repeat")
+
+
+class ReplayBuffer:
+    """Uniform replay of ``capacity`` transitions split evenly across ``num_streams`` streams."""
+
+    def __init__(
+        self,
+        capacity: int,
+        num_streams: int,
+        frame_shape: tuple[int, ...],
+        frame_dtype: torch.dtype = torch.uint8,
+        frame_stack: int = 4,
+        stack_padding: str = "zero",
+        n_step: int = 1,
+        gamma: float = 0.99,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        if num_streams < 1:
+            raise ValueError(f"num_streams must be >= 1, got {num_streams}")
+        if frame_stack < 1 or n_step < 1:
+            raise ValueError(f"frame_stack and n_step must be >= 1, got {frame_stack}, {n_step}")
+        if stack_padding not in PADDINGS:
+            raise ValueError(f"stack_padding must be one of {PADDINGS}, got {stack_padding!r}")
+        slots = -(-capacity // num_streams)
+        if slots < frame_stack + n_step + 2:
+            raise ValueError(
+                f"replay capacity {capacity} is too small for {num_streams} streams: each stream "
+                f"needs at least {frame_stack + n_step + 2} slots"
+            )
+        self.device = torch.device(device)
+        self.num_streams, self.slots = num_streams, slots
+        self.frame_stack, self.stack_padding = frame_stack, stack_padding
+        self.n_step, self.gamma = n_step, gamma
+        shape = (num_streams, slots)
+        kw = {"device": self.device}
+        self.frames = torch.zeros(shape + tuple(frame_shape), dtype=frame_dtype, **kw)
+        self.action = torch.zeros(shape, dtype=torch.int32, **kw)
+        self.reward = torch.zeros(shape, dtype=torch.float32, **kw)
+        self.terminated = torch.zeros(shape, dtype=torch.bool, **kw)
+        self.truncated = torch.zeros(shape, dtype=torch.bool, **kw)
+        self.first = torch.zeros(shape, dtype=torch.bool, **kw)
+        self.complete = torch.zeros(shape, dtype=torch.bool, **kw)  # action and next frame stored
+        self.cursor = torch.zeros(num_streams, dtype=torch.long, **kw)  # each stream's pending slot
+        self.written = 0  # slots written per stream, at most (max over streams)
+        self.transitions_added = 0
+        self.started = False
+        self._streams = torch.arange(num_streams, device=self.device)
+        self._offsets = torch.arange(-frame_stack + 1, 1, device=self.device)
+        self._steps = torch.arange(n_step, device=self.device)
+        self._powers = gamma ** self._steps.to(torch.float64)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+
+    # -- writing -------------------------------------------------------------------------------
+    def _newest(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        obs = torch.as_tensor(obs).to(self.device, non_blocking=True)
+        return obs[:, -1] if self.frame_stack > 1 else obs
+
+    def _write(self, streams: torch.Tensor, frames: torch.Tensor, first: bool) -> None:
+        slot = self.cursor[streams]
+        self.frames[streams, slot] = frames.to(self.frames.dtype)
+        self.first[streams, slot] = first
+        self.complete[streams, slot] = False
+
+    def start(self, obs: np.ndarray | torch.Tensor) -> None:
+        """Store each stream's first observation (after ``env.reset``)."""
+        self._write(self._streams, self._newest(obs), first=True)
+        self.written = max(self.written, 1)
+        self.started = True
+
+    def add(
+        self,
+        action: np.ndarray | torch.Tensor,
+        reward: np.ndarray | torch.Tensor,
+        terminated: np.ndarray | torch.Tensor,
+        truncated: np.ndarray | torch.Tensor,
+        next_obs: np.ndarray | torch.Tensor,
+        reset_mask: np.ndarray | None = None,
+        final_obs: np.ndarray | torch.Tensor | None = None,
+    ) -> None:
+        """Record one vector step for every stream (same-step autoreset semantics)."""
+        if not self.started:
+            raise RuntimeError("call start(obs) with the reset observations before add()")
+        s, slot, dev = self._streams, self.cursor, self.device
+        self.action[s, slot] = torch.as_tensor(action, device=dev).to(torch.int32)
+        self.reward[s, slot] = torch.as_tensor(reward, device=dev).to(torch.float32)
+        self.terminated[s, slot] = torch.as_tensor(terminated, device=dev).to(torch.bool)
+        self.truncated[s, slot] = torch.as_tensor(truncated, device=dev).to(torch.bool)
+        self.complete[s, slot] = True
+        self.cursor = (self.cursor + 1) % self.slots
+        newest = self._newest(next_obs)
+        reset = None if reset_mask is None else np.flatnonzero(np.asarray(reset_mask))
+        if reset is None or reset.size == 0:
+            self._write(s, newest, first=False)
+            self.written = min(self.slots, self.written + 1)
+        else:
+            if final_obs is None:
+                raise ValueError("reset_mask marks ended episodes but final_obs was not given")
+            idx = torch.as_tensor(reset, device=dev)
+            ended = newest.clone()
+            ended[idx] = self._newest(np.asarray(final_obs)[reset]).to(ended.dtype)
+            self._write(s, ended, first=False)
+            self.cursor[idx] = (self.cursor[idx] + 1) % self.slots
+            self._write(idx, newest[idx], first=True)
+            self.written = min(self.slots, self.written + 2)
+        self.transitions_added += self.num_streams
+
+    # -- reading -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Transitions stored (complete slots), at most the capacity."""
+        return min(self.transitions_added, self.num_streams * self.slots)
+
+    @property
+    def nbytes(self) -> int:
+        tensors = (self.frames, self.action, self.reward, self.terminated, self.truncated)
+        tensors += (self.first, self.complete)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def sampleable(self, stream: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        """Whether (stream, slot) starts a transition whose whole n-step window is intact."""
+        age = (self.cursor[stream] - slot) % self.slots
+        ok = self.complete[stream, slot] & (age >= self.n_step)
+        return ok & (age <= self.slots - self.frame_stack)
+
+    def stacks(self, stream: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        """Observation stacks (B, frame_stack, *frame) ending at the given slots."""
+        if self.frame_stack == 1:
+            return self.frames[stream, slot]
+        window = (slot[:, None] + self._offsets) % self.slots  # (B, K) oldest..newest
+        rows = stream[:, None]
+        first = self.first[rows, window]
+        positions = torch.arange(self.frame_stack, device=self.device)
+        start = torch.where(first, positions, -1).amax(dim=1, keepdim=True)  # latest episode start
+        pad = positions < start
+        if self.stack_padding == "repeat":
+            start_slot = torch.gather(window, 1, start.clamp(min=0))
+            window = torch.where(pad, start_slot, window)
+            return self.frames[rows, window]
+        frames = self.frames[rows, window]
+        keep = (~pad).view(pad.shape + (1,) * (frames.dim() - 2))
+        return frames * keep.to(frames.dtype)
+
+    def _draw(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        stream_out, slot_out, have = [], [], 0
+        for _ in range(1000):
+            n = 2 * batch_size + 16
+            stream = torch.randint(
+                self.num_streams, (n,), device=self.device, generator=self.generator
+            )
+            slot = torch.randint(self.written, (n,), device=self.device, generator=self.generator)
+            keep = self.sampleable(stream, slot)
+            stream_out.append(stream[keep])
+            slot_out.append(slot[keep])
+            have += int(keep.sum())
+            if have >= batch_size:
+                return torch.cat(stream_out)[:batch_size], torch.cat(slot_out)[:batch_size]
+        raise RuntimeError(f"replay holds too few complete transitions ({len(self)}) to sample")
+
+    def sample(self, batch_size: int) -> Batch:
+        """A uniform batch of n-step transitions."""
+        stream, slot = self._draw(batch_size)
+        return self.gather(stream, slot)
+
+    def gather(self, stream: torch.Tensor, slot: torch.Tensor) -> Batch:
+        """The n-step transitions starting at the given (stream, slot) pairs."""
+        ahead = (slot[:, None] + self._steps) % self.slots  # (B, n)
+        rows = stream[:, None]
+        terminated = self.terminated[rows, ahead]
+        done = terminated | self.truncated[rows, ahead]
+        before = torch.cumsum(done.int(), dim=1) - done.int()
+        used = before == 0  # steps up to and including the first done
+        m = used.sum(dim=1)
+        powers = self._powers.to(self.reward.dtype)
+        reward = (self.reward[rows, ahead] * powers * used).sum(dim=1)
+        ended = (terminated & used).any(dim=1)
+        discount = (self.gamma**m).to(torch.float32) * (~ended).to(torch.float32)
+        next_slot = (slot + m) % self.slots
+        return Batch(
+            obs=self.stacks(stream, slot),
+            action=self.action[stream, slot].long(),
+            reward=reward,
+            next_obs=self.stacks(stream, next_slot),
+            discount=discount,
+            stream=stream,
+            slot=slot,
+        )

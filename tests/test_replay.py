@@ -1,0 +1,176 @@
+"""Replay: every sampled stack equals the stack the env produced, across episode ends,
+truncations, life losses, wrap-around of the circular buffer, N streams and n-step returns."""
+
+from collections import deque
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.replay import ReplayBuffer
+
+K = 4  # frame stack
+
+
+class StackingStreams:
+    """N toy envs whose frames carry unique ids; stacks padded as a real env pads them."""
+
+    def __init__(self, num_envs: int, padding: str, rng: np.random.Generator):
+        self.n, self.padding, self.rng, self.counter = num_envs, padding, rng, 0
+        self.stacks = [deque(maxlen=K) for _ in range(num_envs)]
+
+    def _frame(self) -> np.ndarray:
+        self.counter += 1
+        return np.full((2, 3), self.counter, dtype=np.int32)
+
+    def _reset_one(self, i: int) -> None:
+        f = self._frame()
+        pad = f if self.padding == "repeat" else np.zeros_like(f)
+        self.stacks[i].extend([pad] * (K - 1) + [f])
+
+    def obs(self) -> np.ndarray:
+        return np.stack([np.stack(list(s)) for s in self.stacks])
+
+    def reset(self) -> np.ndarray:
+        for i in range(self.n):
+            self._reset_one(i)
+        return self.obs()
+
+    def step(self, p_end: float):
+        u = self.rng.random((self.n, 3))
+        terminated = u[:, 0] < p_end  # game over or (without reset) a life loss
+        truncated = ~terminated & (u[:, 1] < p_end / 2)
+        life_loss = terminated & (u[:, 2] < 0.3)
+        reset = (terminated & ~life_loss) | truncated
+        reward = self.rng.integers(-1, 2, self.n).astype(np.float32)
+        for s in self.stacks:
+            s.append(self._frame())
+        final = self.obs()
+        for i in np.flatnonzero(reset):
+            self._reset_one(i)
+        return self.obs(), reward, terminated, truncated, reset, final
+
+
+def run(num_envs, slots, steps, padding, p_end, n_step, seed):
+    rng = np.random.default_rng(seed)
+    env = StackingStreams(num_envs, padding, rng)
+    replay = ReplayBuffer(
+        capacity=num_envs * slots,
+        num_streams=num_envs,
+        frame_shape=(2, 3),
+        frame_dtype=torch.int32,
+        frame_stack=K,
+        stack_padding=padding,
+        n_step=n_step,
+        gamma=0.5,
+        seed=seed,
+    )
+    obs = env.reset()
+    replay.start(obs)
+    history = []  # per step: where each stream's transition went, and what it was
+    for _ in range(steps):
+        action = rng.integers(0, 6, num_envs)
+        slot = replay.cursor.clone()
+        next_obs, reward, term, trunc, reset, final = env.step(p_end)
+        replay.add(action, reward, term, trunc, next_obs, reset, final)
+        true_next = np.where(reset[:, None, None, None], final, next_obs)
+        history.append((slot, obs, action, reward, term, trunc, true_next))
+        obs = next_obs
+    return replay, history
+
+
+def expected_nstep(history, t, i, n, gamma):
+    """Plain loop: n-step return from step t of stream i, cut at termination or truncation."""
+    ret, disc = 0.0, 1.0
+    for j in range(n):
+        _, _, _, reward, term, trunc, nxt = history[t + j]
+        ret += disc * reward[i]
+        disc *= gamma
+        if term[i]:
+            return ret, 0.0, nxt[i]
+        if trunc[i] or j == n - 1:
+            return ret, disc, nxt[i]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    num_envs=st.integers(1, 4),
+    slots=st.integers(12, 40),
+    steps=st.integers(1, 120),
+    padding=st.sampled_from(["zero", "repeat"]),
+    p_end=st.sampled_from([0.0, 0.1, 0.4]),
+    n_step=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_every_sampleable_transition_matches_what_the_env_produced(
+    num_envs, slots, steps, padding, p_end, n_step, seed
+):
+    replay, history = run(num_envs, slots, steps, padding, p_end, n_step, seed)
+    latest = {}  # (stream, slot) -> the last step whose transition was written there
+    for t, (slot, *_) in enumerate(history):
+        for i in range(num_envs):
+            latest[(i, int(slot[i]))] = t
+    checked = 0
+    for (i, slot), t in latest.items():
+        if not replay.sampleable(torch.tensor([i]), torch.tensor([slot])).item():
+            continue
+        _, obs, action, *_ = history[t]
+        b = replay.gather(torch.tensor([i]), torch.tensor([slot]))
+        np.testing.assert_array_equal(b.obs[0].numpy(), obs[i])
+        assert b.action.item() == action[i]
+        ret, disc, nxt = expected_nstep(history, t, i, n_step, 0.5)
+        np.testing.assert_array_equal(b.next_obs[0].numpy(), nxt)
+        assert b.reward.item() == pytest.approx(ret)
+        assert b.discount.item() == pytest.approx(disc)
+        checked += 1
+    # Without resets, a transition is sampleable exactly when its n-step window is complete and
+    # its history is not yet overwritten: n_step <= age <= slots - K, age = steps - t.
+    if p_end == 0.0:
+        for t, (slot, *_) in list(enumerate(history))[-replay.slots :]:
+            expected = n_step <= steps - t <= replay.slots - K
+            assert replay.sampleable(torch.arange(num_envs), slot).tolist() == [expected] * num_envs
+    assert checked == int(
+        sum(
+            replay.sampleable(torch.full((replay.slots,), i), torch.arange(replay.slots)).sum()
+            for i in range(num_envs)
+        )
+    )
+
+
+def test_samples_come_only_from_sampleable_slots_and_cover_all_streams():
+    replay, _ = run(num_envs=3, slots=50, steps=200, padding="zero", p_end=0.1, n_step=1, seed=1)
+    b = replay.sample(512)
+    assert replay.sampleable(b.stream, b.slot).all()
+    assert set(b.stream.tolist()) == {0, 1, 2}
+    assert b.obs.shape == (512, K, 2, 3) and b.obs.dtype == torch.int32
+
+
+def test_truncation_bootstraps_and_termination_does_not():
+    replay = ReplayBuffer(40, 1, (1,), torch.float32, frame_stack=1, gamma=0.9)
+    replay.start(np.array([[0.0]]))
+    replay.add([1], [1.0], [False], [True], np.array([[5.0]]), [True], np.array([[9.0]]))
+    replay.add([0], [2.0], [True], [False], np.array([[6.0]]), [True], np.array([[7.0]]))
+    replay.add([0], [0.0], [False], [False], np.array([[8.0]]))
+    b = replay.gather(torch.tensor([0, 0]), torch.tensor([0, 2]))
+    assert b.next_obs[:, 0].tolist() == [9.0, 7.0]  # the true final observations, not the resets
+    assert b.discount.tolist() == pytest.approx([0.9, 0.0])
+    assert replay.sampleable(torch.tensor([0, 0, 0]), torch.tensor([0, 1, 2])).tolist() == [
+        True,
+        False,
+        True,  # slot 1 holds the truncated episode's last frame: no transition
+    ]
+
+
+def test_memory_per_transition_for_atari_frames():
+    replay = ReplayBuffer(100_000, 4, (84, 84))
+    assert replay.nbytes / 100_000 <= 7_200
+    assert replay.frames.numel() == 100_000 * 84 * 84
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(ValueError, match="stack_padding.*'mirror'"):
+        ReplayBuffer(100, 1, (2,), stack_padding="mirror")
+    with pytest.raises(ValueError, match="capacity 10 is too small"):
+        ReplayBuffer(10, 2, (2,))
