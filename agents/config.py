@@ -1,0 +1,277 @@
+"""Run settings: one frozen dataclass (each field documented) and named presets.
+
+The command line of ``scripts/train.py`` is generated from ``TrainConfig`` (tyro), so a flag, its
+help and its default live here only. Presets are plain functions returning a config; the CLI
+starts from the chosen preset and applies the user's flags on top.
+
+Units: ``*_steps`` count agent steps summed over all parallel envs (one agent step = one action in
+one env = 4 emulator frames under frame skip 4); ``global_step`` is that sum.
+
+Preset sources:
+- ``nature``: Mnih et al. 2015, Extended Data Table 1 (RMSProp 2.5e-4, momentum 0.95, min squared
+  gradient 0.01, replay 1M, start 50k, target every 10k updates = 40k agent steps as in DQN Zoo,
+  epsilon 1 -> 0.1 over 1M steps, train every 4, Huber loss, eval epsilon 0.05, 50M steps).
+- ``cleanrl``: CleanRL ``dqn_atari.py`` (Huang et al. 2022): Adam 1e-4, replay 1M, learning starts
+  80k, target every 1,000 steps, train every 4, epsilon 1 -> 0.01 over 10% of 10M steps, MSE loss.
+- ``cartpole``: a small MLP tuned here to solve CartPole-v1 (eval mean >= 475) well within 100k.
+- ``smoke``: tiny sizes for tests and demos; learns nothing worth reporting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one DQN training run."""
+
+    env: str = "Breakout"
+    """Game (any spelling: Pong, ALE/Pong-v5, PongNoFrameskip-v4), a gymnasium id such as
+    CartPole-v1, or a fake env (fake, fake-pixels)."""
+    preset: str = "cleanrl"
+    """Named preset the other defaults come from (nature, cleanrl, cartpole, smoke)."""
+    seed: int = 1
+    """Seed for envs, network initialisation, exploration and replay sampling."""
+    total_steps: int = 10_000_000
+    """Agent steps to train for, summed over the parallel envs."""
+    num_envs: int = 1
+    """Parallel environments; the replay ratio (updates x batch per agent step) is preserved."""
+    protocol: Literal["nature", "machado"] = "nature"
+    """Atari protocol: nature (Mnih 2015) or machado (sticky actions 0.25, Machado 2018)."""
+    output_dir: str = "runs/dqn"
+    """Directory for config.json, metrics.csv, checkpoints/, videos/ and summary.json."""
+    device: str = "auto"
+    """Torch device for the networks: auto (cuda when available), cpu or cuda."""
+    replay_device: str = "auto"
+    """Device holding the replay storage: auto (same as device), cpu or cuda."""
+
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions."""
+    batch_size: int = 32
+    """Transitions per gradient step."""
+    learning_starts: int = 80_000
+    """Agent steps of pure exploration before the first update."""
+    train_frequency: int = 4
+    """Agent steps between updates (per env stream on average)."""
+    gradient_steps: int = 1
+    """Gradient steps per update."""
+    gamma: float = 0.99
+    """Discount factor."""
+    n_step: int = 1
+    """Steps of reward summed before bootstrapping."""
+    loss: Literal["huber", "mse"] = "mse"
+    """TD loss: huber (the Nature paper's error clipping) or mse."""
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    """Optimizer: adam, or rmsprop (centred, DeepMind style)."""
+    learning_rate: float = 1e-4
+    """Optimizer step size."""
+    optimizer_eps: float = 1e-8
+    """Optimizer epsilon (Adam eps, or RMSProp's minimum squared gradient)."""
+    rmsprop_alpha: float = 0.95
+    """RMSProp smoothing constant for squared gradients."""
+    max_grad_norm: float = 0.0
+    """Clip the global gradient norm to this value (0 disables)."""
+    target_update_steps: int = 1_000
+    """Agent steps between target network updates."""
+    tau: float = 1.0
+    """Target update: 1.0 is a hard copy, smaller values Polyak-average."""
+    double_dqn: bool = False
+    """Double DQN target: online argmax, target evaluation (van Hasselt 2016)."""
+    hidden: tuple[int, ...] = (120, 84)
+    """MLP torso widths for vector observations."""
+
+    epsilon_start: float = 1.0
+    """Exploration epsilon at step 0."""
+    epsilon_end: float = 0.01
+    """Exploration epsilon after the decay."""
+    epsilon_decay_steps: int = 1_000_000
+    """Agent steps of the linear epsilon decay."""
+    eval_epsilon: float = 0.05
+    """Epsilon used when evaluating."""
+
+    eval_every_steps: int = 250_000
+    """Agent steps between periodic evaluations (0 disables)."""
+    eval_episodes: int = 10
+    """Episodes per periodic evaluation."""
+    final_eval_episodes: int = 10
+    """Episodes of the final evaluation (0 skips it)."""
+    stop_at_return: float | None = None
+    """Stop training once a periodic evaluation's mean return reaches this value."""
+    eval_max_steps: int = 27_000
+    """Agent-step cap of one evaluation episode (27,000 = 108,000 frames)."""
+    checkpoint_every_steps: int = 500_000
+    """Agent steps between checkpoints (a final one is always written)."""
+    keep_checkpoints: int = 3
+    """How many of the newest checkpoints to keep."""
+    log_every_steps: int = 1_000
+    """Agent steps between metric logs."""
+    record_video: bool = True
+    """Record an mp4 of one evaluation episode at the end (Atari and rgb-renderable envs)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    track: bool = False
+    """Track the run in Weights & Biases."""
+    wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    """auto: online when an API key or login is present, offline otherwise."""
+    wandb_project: str = "atari-dqn"
+    """Weights & Biases project."""
+    wandb_entity: str | None = None
+    """Weights & Biases entity (user or team)."""
+    wandb_group: str | None = None
+    """Weights & Biases group."""
+    wandb_tags: tuple[str, ...] = ()
+    """Weights & Biases tags."""
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def cleanrl() -> TrainConfig:
+    return TrainConfig(preset="cleanrl")
+
+
+def nature() -> TrainConfig:
+    return TrainConfig(
+        preset="nature",
+        total_steps=50_000_000,
+        learning_starts=50_000,
+        loss="huber",
+        optimizer="rmsprop",
+        learning_rate=2.5e-4,
+        optimizer_eps=0.01,
+        target_update_steps=40_000,
+        epsilon_end=0.1,
+        epsilon_decay_steps=1_000_000,
+    )
+
+
+def cartpole() -> TrainConfig:
+    return TrainConfig(
+        preset="cartpole",
+        env="CartPole-v1",
+        total_steps=100_000,
+        buffer_size=50_000,
+        batch_size=128,
+        learning_starts=1_000,
+        train_frequency=1,
+        gamma=0.99,
+        loss="huber",
+        learning_rate=1e-3,
+        max_grad_norm=10.0,
+        target_update_steps=500,
+        hidden=(128, 128),
+        epsilon_end=0.02,
+        epsilon_decay_steps=10_000,
+        eval_epsilon=0.0,
+        eval_every_steps=5_000,
+        eval_episodes=10,
+        stop_at_return=475.0,
+        eval_max_steps=500,
+        checkpoint_every_steps=25_000,
+        log_every_steps=500,
+        record_video=False,
+    )
+
+
+def smoke() -> TrainConfig:
+    return TrainConfig(
+        preset="smoke",
+        total_steps=2_000,
+        buffer_size=2_000,
+        batch_size=8,
+        learning_starts=200,
+        target_update_steps=200,
+        epsilon_decay_steps=1_000,
+        eval_every_steps=1_000,
+        eval_episodes=1,
+        final_eval_episodes=1,
+        eval_max_steps=2_000,
+        checkpoint_every_steps=1_000,
+        log_every_steps=200,
+    )
+
+
+PRESETS: dict[str, Callable[[], TrainConfig]] = {
+    "nature": nature,
+    "cleanrl": cleanrl,
+    "cartpole": cartpole,
+    "smoke": smoke,
+}
+
+
+def preset(name: str) -> TrainConfig:
+    """The named preset's config."""
+    if name not in PRESETS:
+        raise ValueError(f"--preset: unknown preset {name!r}; accepted: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def validate(config: TrainConfig) -> None:
+    """Raise one clear ValueError for the first setting a run cannot use."""
+    positive = (
+        "total_steps",
+        "num_envs",
+        "buffer_size",
+        "batch_size",
+        "train_frequency",
+        "gradient_steps",
+        "n_step",
+        "target_update_steps",
+        "eval_max_steps",
+        "keep_checkpoints",
+        "log_every_steps",
+        "checkpoint_every_steps",
+    )
+    for name in positive:
+        value = getattr(config, name)
+        if value < 1:
+            raise ValueError(
+                f"--{name.replace('_', '-')}: {value} is not accepted; use an integer >= 1"
+            )
+    for name in (
+        "learning_starts",
+        "epsilon_decay_steps",
+        "eval_every_steps",
+        "eval_episodes",
+        "final_eval_episodes",
+    ):
+        value = getattr(config, name)
+        if value < 0:
+            raise ValueError(
+                f"--{name.replace('_', '-')}: {value} is not accepted; use an integer >= 0"
+            )
+    if not config.learning_rate > 0:
+        raise ValueError(
+            f"--learning-rate: {config.learning_rate} is not accepted; use a number > 0"
+        )
+    if not 0.0 <= config.gamma <= 1.0:
+        raise ValueError(f"--gamma: {config.gamma} is not accepted; use a number in [0, 1]")
+    if not 0.0 < config.tau <= 1.0:
+        raise ValueError(f"--tau: {config.tau} is not accepted; use a number in (0, 1]")
+    for name in ("epsilon_start", "epsilon_end", "eval_epsilon"):
+        value = getattr(config, name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"--{name.replace('_', '-')}: {value} is not accepted; use [0, 1]")
+    if config.batch_size > config.buffer_size:
+        raise ValueError(
+            f"--batch-size: {config.batch_size} is larger than --buffer-size {config.buffer_size}; "
+            "use a batch no larger than the replay"
+        )
+    if config.learning_starts >= config.total_steps:
+        raise ValueError(
+            f"--learning-starts: {config.learning_starts} is not below --total-steps "
+            f"{config.total_steps}; training would never update"
+        )
+    if config.max_grad_norm < 0:
+        raise ValueError(f"--max-grad-norm: {config.max_grad_norm} is not accepted; use >= 0")
+    for name in ("device", "replay_device"):
+        value = getattr(config, name)
+        if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
+            raise ValueError(
+                f"--{name.replace('_', '-')}: {value!r} is not accepted; use auto, cpu or cuda"
+            )
