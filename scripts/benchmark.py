@@ -1,0 +1,144 @@
+"""Benchmarks: `python -m scripts.benchmark SUITE [--steps N] [--json OUT]`.
+
+A suite is a plain function in `SUITES` that takes the `--steps` budget (None: its default) and
+returns {row name: {column: number}}; the table is printed and, with --json, written with the
+machine it ran on. Suites:
+- `envs`: agent steps per second (and emulator frames per second, 4 per step) of the single-env
+  chain (`make_atari_env`) and of ale_py's vector env (`make_atari_vector_env`, N = 1, 2, 4, 8)
+  on Pong and Breakout, random actions, nature protocol, train mode; `vs_single` is the vector
+  env's throughput over the single env's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs.atari import FRAME_SKIP, make_atari_env, make_atari_vector_env
+
+Results = dict[str, dict[str, float]]
+
+BENCH_GAMES = ("Pong", "Breakout")
+VECTOR_SIZES = (1, 2, 4, 8)
+DEFAULT_ENV_STEPS = 2_000
+
+
+def single_env_steps_per_s(game: str, steps: int, seed: int = 0) -> float:
+    """Agent steps per second of the single-env chain, resetting as a training loop would."""
+    env = make_atari_env(game, "nature", "train", seed=seed)
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(env.action_space.n, size=steps)
+    env.reset()
+    start = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(int(action))
+        if terminated or truncated:
+            env.reset()
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps / elapsed
+
+
+def vector_env_steps_per_s(game: str, num_envs: int, steps: int, seed: int = 0) -> float:
+    """Agent steps per second (summed over envs) of ale_py's vector env, `steps` batch steps."""
+    env = make_atari_vector_env(game, num_envs, "nature", "train", seed=seed)
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(env.single_action_space.n, size=(steps, num_envs))
+    env.reset()
+    start = time.perf_counter()
+    for batch in actions:
+        env.step(batch)
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps * num_envs / elapsed
+
+
+def envs_suite(steps: int | None = None) -> Results:
+    """Single env and vector env throughput on each benchmark game (see the module docstring)."""
+    steps = DEFAULT_ENV_STEPS if steps is None else steps
+    results: Results = {}
+    for game in BENCH_GAMES:
+        single = single_env_steps_per_s(game, steps)
+        results[f"{game}/single"] = _row(single, 1.0)
+        for num_envs in VECTOR_SIZES:
+            rate = vector_env_steps_per_s(game, num_envs, steps)
+            results[f"{game}/vector-N{num_envs}"] = _row(rate, rate / single)
+    return results
+
+
+def _row(steps_per_s: float, vs_single: float) -> dict[str, float]:
+    return {
+        "steps_per_s": round(steps_per_s, 1),
+        "frames_per_s": round(steps_per_s * FRAME_SKIP, 1),
+        "vs_single": round(vs_single, 2),
+    }
+
+
+SUITES: dict[str, Callable[[int | None], Results]] = {"envs": envs_suite}
+
+
+def format_table(results: Results) -> str:
+    """Rows and columns of `results` as an aligned text table."""
+    columns = list(dict.fromkeys(key for row in results.values() for key in row))
+    header = ["name", *columns]
+    lines = [[name, *(str(row.get(c, "")) for c in columns)] for name, row in results.items()]
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths))
+        )
+        for line in [header, *lines]
+    )
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the numbers were measured."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m scripts.benchmark", description=__doc__)
+    parser.add_argument("suite", choices=sorted(SUITES), help="which benchmark suite to run")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="steps per measurement (default: the suite's)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one suite, print its table, optionally write JSON; returns the exit code."""
+    args = parse_args(argv)
+    results = SUITES[args.suite](args.steps)
+    print(f"suite {args.suite} (steps: {args.steps or 'default'})")
+    print(format_table(results))
+    if args.json is not None:
+        record = {"suite": args.suite, "steps": args.steps, "machine": machine_info()}
+        record["results"] = results
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.replace(args.json)  # never leave a half-written file
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
