@@ -48,6 +48,9 @@ class TrainConfig:
     """Torch device for the networks: auto (cuda when available), cpu or cuda."""
     replay_device: str = "auto"
     """Device holding the replay storage: auto (same as device), cpu or cuda."""
+    torch_threads: int = 0
+    """CPU threads for torch: 0 picks 1 for small MLPs (more only adds overhead) and torch's
+    default for conv nets."""
 
     buffer_size: int = 1_000_000
     """Replay capacity in transitions."""

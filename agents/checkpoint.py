@@ -1,0 +1,126 @@
+"""Checkpoints: atomic writes, safe loads, and a clear error for the wrong file.
+
+Writes go to a temporary file in the same directory, are flushed and fsynced, then moved into
+place with ``os.replace``, so a crash, a kill or a full disk never leaves a half-written
+checkpoint; only the newest ``keep`` files are kept. Loading uses ``torch.load(weights_only=True)``:
+tensors and plain Python types only, never arbitrary pickled code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT_VERSION = 1
+NAME = re.compile(r"^step_(\d{12})\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, corrupted, or made for something else."""
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` through a temporary file, fsync and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def save_checkpoint(directory: str | Path, state: dict[str, Any], step: int, keep: int = 3) -> Path:
+    """Write ``directory/step_<step>.pt`` atomically and delete all but the newest ``keep``."""
+    directory = Path(directory)
+    path = atomic_torch_save(
+        {"format_version": FORMAT_VERSION, **state}, directory / f"step_{step:012d}.pt"
+    )
+    for old in list_checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """Checkpoint files in step order (oldest first)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if NAME.match(p.name))
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    found = list_checkpoints(directory)
+    return found[-1] if found else None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the newest one inside a run or checkpoints directory."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints", path):
+            newest = latest_checkpoint(candidate)
+            if newest is not None:
+                return newest
+        raise CheckpointError(f"no checkpoint (step_*.pt) found in {path}")
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load safely (weights only); any unreadable file gives one error naming it."""
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - turned into one clear message
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"checkpoint {path} cannot be loaded (truncated, corrupted or not a checkpoint of "
+            f"this package): {reason[:200]}"
+        ) from None
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise CheckpointError(f"checkpoint {path} is not a checkpoint of this package")
+    if state["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format {state['format_version']}; this version reads up to "
+            f"{FORMAT_VERSION}"
+        )
+    state["path"] = str(path)
+    return state
+
+
+def check_compatible(state: dict[str, Any], env_id: str, obs_shape, num_actions: int) -> None:
+    """Refuse a checkpoint made for another game, observation shape or action count."""
+    theirs = (state.get("env_id"), tuple(state.get("obs_shape", ())), state.get("num_actions"))
+    ours = (env_id, tuple(obs_shape), num_actions)
+    if theirs[1:] != ours[1:]:
+        raise CheckpointError(
+            f"checkpoint {state.get('path')} was made for {theirs[0]} (observation {theirs[1]}, "
+            f"{theirs[2]} actions) but this env is {env_id} (observation {ours[1]}, "
+            f"{ours[2]} actions)"
+        )
+
+
+def config_to_dict(config) -> dict[str, Any]:
+    """A dataclass config as plain types (tuples become lists) for JSON and checkpoints."""
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
+    }

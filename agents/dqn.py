@@ -1,0 +1,169 @@
+"""Deep Q-learning: the math as pure functions, and ``DQNAgent`` holding the learning state.
+
+Follows Mnih et al. 2015 (target network, experience replay, Huber "error clipping") with the
+Double DQN target of van Hasselt et al. 2016 as a switch. Batches carry ``discount`` = gamma^n, or
+0 after a termination (a truncated episode bootstraps), so the target needs no terminal flag:
+``y = r + discount * Q_target(s', a*)``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.config import TrainConfig
+from agents.replay import Batch
+from networks import MLP, NatureCNN, Network, QHead
+
+
+def td_target(
+    reward: torch.Tensor,
+    discount: torch.Tensor,
+    next_q_target: torch.Tensor,
+    next_q_online: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``r + discount * Q_target(s', a*)``; a* = argmax of the online net when given (Double DQN),
+    else of the target net."""
+    chooser = next_q_target if next_q_online is None else next_q_online
+    best = chooser.argmax(dim=1, keepdim=True)
+    return reward + discount * next_q_target.gather(1, best).squeeze(1)
+
+
+def td_loss(
+    q_taken: torch.Tensor,
+    target: torch.Tensor,
+    kind: str = "huber",
+    weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (importance-weighted) TD loss and the per-sample TD errors ``target - q``.
+
+    Huber with delta 1 (the Nature paper's clipping of the error term to [-1, 1]) or squared error.
+    The target is treated as a constant.
+    """
+    target = target.detach()
+    if kind == "huber":
+        per_sample = F.smooth_l1_loss(q_taken, target, reduction="none", beta=1.0)
+    elif kind == "mse":
+        per_sample = F.mse_loss(q_taken, target, reduction="none")
+    else:
+        raise ValueError(f"unknown loss {kind!r}; accepted: huber, mse")
+    if weights is not None:
+        per_sample = per_sample * weights
+    return per_sample.mean(), target - q_taken.detach()
+
+
+def linear_schedule(start: float, end: float, duration_steps: int, step: int) -> float:
+    """Linear interpolation from ``start`` to ``end`` over ``duration_steps``, then ``end``."""
+    if duration_steps <= 0:
+        return end
+    fraction = min(max(step, 0) / duration_steps, 1.0)
+    return start + fraction * (end - start)
+
+
+def epsilon_greedy(
+    q_values: torch.Tensor, epsilon: float | torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Greedy actions, each replaced by a uniform random action with probability ``epsilon``."""
+    greedy = q_values.argmax(dim=1)
+    batch, num_actions = q_values.shape
+    dev = q_values.device
+    explore = torch.rand(batch, device=dev, generator=generator) < epsilon
+    random_actions = torch.randint(num_actions, (batch,), device=dev, generator=generator)
+    return torch.where(explore, random_actions, greedy)
+
+
+def build_q_network(
+    obs_shape: Sequence[int], num_actions: int, hidden: Sequence[int] = (120, 84)
+) -> Network:
+    """NatureCNN + QHead for (C, H, W) images, MLP + QHead for flat vectors."""
+    if len(obs_shape) == 3:
+        torso: nn.Module = NatureCNN(obs_shape)
+    else:
+        in_features = 1
+        for s in obs_shape:
+            in_features *= int(s)
+        torso = MLP(in_features, hidden=hidden, out_features=None)
+    return Network(torso, QHead(torso.out_features, num_actions))
+
+
+def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.learning_rate, eps=config.optimizer_eps)
+    if config.optimizer == "rmsprop":
+        # DeepMind's RMSProp: centred, squared-gradient momentum 0.95, min squared gradient 0.01.
+        return torch.optim.RMSprop(
+            params,
+            lr=config.learning_rate,
+            alpha=config.rmsprop_alpha,
+            eps=config.optimizer_eps,
+            centered=True,
+        )
+    raise ValueError(f"--optimizer: unknown {config.optimizer!r}; accepted: adam, rmsprop")
+
+
+class DQNAgent:
+    """Online and target Q-networks, the optimizer and the update rule. Receives its parts."""
+
+    def __init__(
+        self,
+        online: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        config: TrainConfig,
+        device: torch.device,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.online = online
+        self.target = copy.deepcopy(online).requires_grad_(False)
+        self.optimizer = optimizer
+        self.config = config
+        self.device = device
+        self.generator = generator
+        self.updates = 0
+
+    @classmethod
+    def build(
+        cls, config: TrainConfig, obs_shape, num_actions: int, device: torch.device, seed: int
+    ):
+        torch.manual_seed(seed)
+        online = build_q_network(obs_shape, num_actions, config.hidden).to(device)
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed)
+        return cls(online, build_optimizer(config, online.parameters()), config, device, generator)
+
+    @torch.no_grad()
+    def act(self, obs, epsilon: float) -> torch.Tensor:
+        """Epsilon-greedy actions for a batch of observations, in one forward pass."""
+        obs = torch.as_tensor(obs, device=self.device)
+        return epsilon_greedy(self.online(obs), epsilon, self.generator)
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step on a batch; returns device tensors (read them at logging time)."""
+        q = self.online(batch.obs)
+        q_taken = q.gather(1, batch.action[:, None]).squeeze(1)
+        with torch.no_grad():
+            next_online = self.online(batch.next_obs) if self.config.double_dqn else None
+            target = td_target(
+                batch.reward, batch.discount, self.target(batch.next_obs), next_online
+            )
+        loss, td_error = td_loss(q_taken, target, self.config.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self.online.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        return {"losses/td_loss": loss.detach(), "losses/q_values": q_taken.detach().mean()}
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """Hard copy (tau = 1) or Polyak averaging of the online weights into the target."""
+        tau = self.config.tau
+        for t, o in zip(self.target.parameters(), self.online.parameters()):
+            if tau >= 1.0:
+                t.copy_(o)
+            else:
+                t.lerp_(o, tau)

@@ -1,0 +1,266 @@
+"""The training loop: vector env -> act -> replay -> update -> target sync -> log/eval/checkpoint.
+
+``global_step`` counts agent steps summed over the parallel envs: one vector step with N envs adds
+N. Every schedule is in those units (epsilon decay, learning starts, target sync, evaluation,
+checkpoints), so they do not depend on N or on the train frequency. The replay ratio is kept for
+any N: each vector step earns ``N * gradient_steps / train_frequency`` updates, paid out as whole
+updates (with N=1 and train_frequency=4, one update every 4th step; with N=4, one every step).
+
+This module knows nothing of wandb: it logs through the ``Tracker`` it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.checkpoint import config_to_dict, save_checkpoint
+from agents.config import TrainConfig, validate
+from agents.dqn import DQNAgent, linear_schedule
+from agents.evaluation import agent_policy, evaluate, record_video
+from agents.replay import ReplayBuffer
+from agents.tracking import Tracker
+from envs.vector import make_vector_env
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss or parameter."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device: {name!r} was asked for but CUDA is not available; use cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """JSON written atomically (temporary file + replace)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def make_replay(config: TrainConfig, envs, device: torch.device) -> ReplayBuffer:
+    space = envs.single_observation_space
+    frame_shape = space.shape[1:] if envs.frame_stack > 1 else space.shape
+    replay_device = device if config.replay_device == "auto" else torch.device(config.replay_device)
+    return ReplayBuffer(
+        capacity=config.buffer_size,
+        num_streams=envs.num_envs,
+        frame_shape=tuple(frame_shape),
+        frame_dtype=torch.uint8 if space.dtype == np.uint8 else torch.float32,
+        frame_stack=envs.frame_stack,
+        stack_padding=envs.stack_padding or "zero",
+        n_step=config.n_step,
+        gamma=config.gamma,
+        device=replay_device,
+        seed=config.seed,
+    )
+
+
+class Trainer:
+    """State of one run: env, agent, replay, counters; ``run()`` trains to ``total_steps``."""
+
+    def __init__(self, config: TrainConfig, tracker: Tracker | None = None) -> None:
+        validate(config)
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.output_dir = Path(config.output_dir)
+        seed_everything(config.seed)
+        self.envs = make_vector_env(
+            config.env, config.num_envs, config.protocol, "train", config.seed
+        )
+        self.obs_shape = tuple(self.envs.single_observation_space.shape)
+        if config.torch_threads > 0 or len(self.obs_shape) != 3:
+            torch.set_num_threads(config.torch_threads or 1)
+        self.num_actions = int(self.envs.single_action_space.n)
+        self.agent = DQNAgent.build(
+            config, self.obs_shape, self.num_actions, self.device, config.seed
+        )
+        self.replay = make_replay(config, self.envs, self.device)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / "checkpoints").mkdir(exist_ok=True)
+        write_json(self.output_dir / "config.json", config_to_dict(config))
+        self.tracker = tracker or Tracker(
+            self.output_dir, config_to_dict(config), track=config.track, mode=config.wandb_mode,
+            project=config.wandb_project, entity=config.wandb_entity, group=config.wandb_group,
+            tags=config.wandb_tags, name=self.output_dir.name,
+        )  # fmt: skip
+        self.global_step = 0
+        self.updates_due = 0.0
+        self.next_target_sync = config.target_update_steps
+        self.next_log = config.log_every_steps
+        self.next_eval = config.eval_every_steps or math.inf
+        self.next_checkpoint = config.checkpoint_every_steps
+        self.recent_returns: deque[float] = deque(maxlen=20)
+        self.last_eval: dict[str, Any] | None = None
+        self.solved_at: int | None = None
+
+    # -- pieces of a step -----------------------------------------------------------------------
+    def epsilon(self) -> float:
+        c = self.config
+        return linear_schedule(
+            c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, self.global_step
+        )
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": config_to_dict(self.config),
+            "env_id": self.config.env,
+            "obs_shape": list(self.obs_shape),
+            "num_actions": self.num_actions,
+            "model": self.agent.online.state_dict(),
+            "target": self.agent.target.state_dict(),
+            "optimizer": self.agent.optimizer.state_dict(),
+            "global_step": self.global_step,
+            "updates": self.agent.updates,
+            "epsilon": self.epsilon(),
+            "torch_rng": torch.get_rng_state(),
+            "agent_rng": self.agent.generator.get_state(),
+        }
+
+    def checkpoint(self) -> Path:
+        return save_checkpoint(
+            self.output_dir / "checkpoints",
+            self.state(),
+            self.global_step,
+            self.config.keep_checkpoints,
+        )
+
+    def run_evaluation(self, episodes: int) -> dict[str, Any]:
+        c = self.config
+        result = evaluate(
+            agent_policy(self.agent), c.env, episodes, c.eval_epsilon, c.protocol,
+            seed=c.seed + 10_000, max_steps_per_episode=c.eval_max_steps,
+        )  # fmt: skip
+        metrics = {
+            "eval/mean_return": result["mean_return"],
+            "eval/std_return": result["std_return"],
+        }
+        if "human_normalized" in result:
+            metrics["eval/human_normalized"] = result["human_normalized"]
+        self.tracker.log(metrics, self.global_step)
+        self.last_eval = result
+        return result
+
+    def _log(self, update_metrics: dict[str, torch.Tensor], t0: float, start_step: int) -> float:
+        sps = (self.global_step - start_step) / max(time.perf_counter() - t0, 1e-9)
+        metrics = {"charts/SPS": sps, "charts/epsilon": self.epsilon()}
+        for key, value in update_metrics.items():
+            value = float(value)
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"{key} became {value} at global step {self.global_step}; stopping (the last "
+                    f"checkpoint in {self.output_dir / 'checkpoints'} is from before it)"
+                )
+            metrics[key] = value
+        self.tracker.log(metrics, self.global_step)
+        return sps
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        c, n = self.config, self.envs.num_envs
+        obs, _ = self.envs.reset(seed=c.seed)
+        self.replay.start(obs)
+        t0, start_step, sps = time.perf_counter(), self.global_step, 0.0
+        update_metrics: dict[str, torch.Tensor] = {}
+        bar = tqdm(total=c.total_steps, initial=self.global_step, disable=not c.progress,
+                   unit="step", dynamic_ncols=True)  # fmt: skip
+        try:
+            while self.global_step < c.total_steps:
+                actions = self.agent.act(obs, self.epsilon()).cpu().numpy()
+                next_obs, reward, terminated, truncated, info = self.envs.step(actions)
+                self.replay.add(actions, reward, terminated, truncated, next_obs,
+                                info["reset_mask"], info["final_obs"])  # fmt: skip
+                obs = next_obs
+                self.global_step += n
+                for i in np.flatnonzero(info["episode_done"]):
+                    self.recent_returns.append(float(info["episode_return"][i]))
+                    self.tracker.log({"charts/episodic_return": info["episode_return"][i],
+                                      "charts/episodic_length": info["episode_length"][i]},
+                                     self.global_step)  # fmt: skip
+                if self.global_step > c.learning_starts:
+                    self.updates_due += n * c.gradient_steps / c.train_frequency
+                    while self.updates_due >= 1.0:
+                        update_metrics = self.agent.update(self.replay.sample(c.batch_size))
+                        self.updates_due -= 1.0
+                while self.global_step >= self.next_target_sync:
+                    self.agent.sync_target()
+                    self.next_target_sync += c.target_update_steps
+                if self.global_step >= self.next_log:
+                    sps = self._log(update_metrics, t0, start_step)
+                    self.next_log += c.log_every_steps
+                    bar.update(self.global_step - bar.n)
+                    recent = np.mean(self.recent_returns) if self.recent_returns else float("nan")
+                    bar.set_postfix(
+                        sps=f"{sps:.0f}", ret=f"{recent:.1f}", eps=f"{self.epsilon():.3f}"
+                    )
+                if self.global_step >= self.next_checkpoint:
+                    self.checkpoint()
+                    self.next_checkpoint += c.checkpoint_every_steps
+                if self.global_step >= self.next_eval:
+                    self.next_eval += c.eval_every_steps
+                    result = self.run_evaluation(c.eval_episodes)
+                    if c.stop_at_return is not None and result["mean_return"] >= c.stop_at_return:
+                        self.solved_at = self.global_step
+                        break
+        finally:
+            bar.close()
+            self.envs.close()
+        sps = (self.global_step - start_step) / max(time.perf_counter() - t0, 1e-9)
+        self.checkpoint()
+        return self.finish(sps)
+
+    def finish(self, sps: float) -> dict[str, Any]:
+        c = self.config
+        summary: dict[str, Any] = {
+            "env": c.env, "preset": c.preset, "protocol": c.protocol, "seed": c.seed,
+            "global_step": self.global_step, "updates": self.agent.updates, "sps": sps,
+            "solved_at_step": self.solved_at,
+        }  # fmt: skip
+        if self.solved_at is not None and self.last_eval is not None:
+            final = self.last_eval  # the evaluation that stopped the run, on these same weights
+        elif c.final_eval_episodes > 0:
+            final = self.run_evaluation(c.final_eval_episodes)
+        else:
+            final = None
+        if final is not None:
+            summary.update(
+                eval_mean_return=final["mean_return"], eval_std_return=final["std_return"],
+                eval_median_return=final["median_return"], eval_episodes=final["episodes"],
+                eval_returns=final["returns"], eval_epsilon=c.eval_epsilon,
+            )  # fmt: skip
+            if "human_normalized" in final:
+                summary["eval_human_normalized"] = final["human_normalized"]
+                summary["human_score_set"] = final["human_score_set"]
+        if c.record_video:
+            video = record_video(self.agent, c.env, self.output_dir / "videos" / "final.mp4",
+                                 c.eval_epsilon, c.protocol, seed=c.seed + 20_000)  # fmt: skip
+            if video is not None:
+                summary["video"] = video["path"]
+                self.tracker.log_video(video["path"], self.global_step)
+        write_json(self.output_dir / "summary.json", summary)
+        self.tracker.finish(summary)
+        return summary
+
+
+def train(config: TrainConfig, tracker: Tracker | None = None) -> dict[str, Any]:
+    """Train a DQN agent as ``config`` says; returns the summary also written to summary.json."""
+    return Trainer(config, tracker).run()

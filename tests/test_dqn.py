@@ -1,0 +1,129 @@
+"""DQN math against hand-computed values, and the loop's step accounting."""
+
+import numpy as np
+import pytest
+import torch
+
+from agents.config import cartpole, preset, smoke, validate
+from agents.dqn import build_q_network, epsilon_greedy, linear_schedule, td_loss, td_target
+from agents.loop import Trainer
+
+
+def test_td_target_by_hand():
+    reward = torch.tensor([1.0, 0.5, -1.0])
+    discount = torch.tensor([0.99, 0.0, 0.99**3])  # bootstrap / terminal / 3-step
+    next_q = torch.tensor([[1.0, 3.0], [5.0, 2.0], [-2.0, -4.0]])
+    torch.testing.assert_close(
+        td_target(reward, discount, next_q),
+        torch.tensor([1.0 + 0.99 * 3.0, 0.5, -1.0 - 0.99**3 * 2.0]),
+    )
+
+
+def test_double_dqn_target_evaluates_the_online_argmax_with_the_target_net():
+    next_target = torch.tensor([[1.0, 3.0], [5.0, 2.0]])
+    next_online = torch.tensor([[9.0, 0.0], [0.0, 9.0]])  # picks actions 0 and 1
+    out = td_target(torch.zeros(2), torch.ones(2), next_target, next_online)
+    torch.testing.assert_close(out, torch.tensor([1.0, 2.0]))
+
+
+def test_losses_by_hand():
+    q = torch.tensor([0.0, 0.0, 0.0], requires_grad=True)
+    target = torch.tensor([0.5, -2.0, 3.0])
+    huber, err = td_loss(q, target, "huber")
+    # Huber (delta 1): 0.5 * 0.5^2 = 0.125 ; |e| - 0.5 = 1.5 ; 2.5
+    assert huber.item() == pytest.approx((0.125 + 1.5 + 2.5) / 3)
+    torch.testing.assert_close(err, target)
+    mse, _ = td_loss(q, target, "mse")
+    assert mse.item() == pytest.approx((0.25 + 4.0 + 9.0) / 3)
+    huber.backward()
+    # gradient is the clipped error: -clip(e, -1, 1) / 3
+    torch.testing.assert_close(q.grad, torch.tensor([-0.5, 1.0, -1.0]) / 3)
+    weighted, _ = td_loss(q.detach(), target, "mse", weights=torch.tensor([1.0, 0.0, 0.0]))
+    assert weighted.item() == pytest.approx(0.25 / 3)
+    with pytest.raises(ValueError, match="'l1'.*huber, mse"):
+        td_loss(q, target, "l1")
+
+
+def test_linear_epsilon_schedule():
+    assert linear_schedule(1.0, 0.1, 100, 0) == 1.0
+    assert linear_schedule(1.0, 0.1, 100, 50) == pytest.approx(0.55)
+    assert linear_schedule(1.0, 0.1, 100, 100) == pytest.approx(0.1)
+    assert linear_schedule(1.0, 0.1, 100, 10_000) == pytest.approx(0.1)
+
+
+def test_epsilon_greedy_rates():
+    q = torch.tensor([[0.0, 1.0, 0.0, 0.0]]).repeat(20_000, 1)
+    g = torch.Generator().manual_seed(0)
+    assert (epsilon_greedy(q, 0.0, g) == 1).all()
+    a = epsilon_greedy(q, 0.4, g)
+    # greedy with prob 0.6 + 0.4/4 = 0.7
+    assert (a == 1).float().mean().item() == pytest.approx(0.7, abs=0.015)
+
+
+def test_q_network_shapes():
+    assert build_q_network((4, 84, 84), 6)(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (
+        2,
+        6,
+    )
+    mlp = build_q_network((4,), 2, hidden=(16, 16))
+    assert mlp(torch.zeros(3, 4)).shape == (3, 2)
+
+
+@pytest.mark.parametrize("num_envs", [1, 4])
+def test_replay_ratio_and_target_sync_count_agent_steps(tmp_path, num_envs):
+    """cleanrl ratio: 1 update per 4 agent steps for any N; target sync every 100 agent steps."""
+    config = smoke().replace(
+        env="CartPole-v1", num_envs=num_envs, total_steps=800, learning_starts=400,
+        train_frequency=4, target_update_steps=100, eval_every_steps=0,
+        final_eval_episodes=0, record_video=False, progress=False, output_dir=str(tmp_path),
+    )  # fmt: skip
+    trainer = Trainer(config)
+    syncs = []
+    original = trainer.agent.sync_target
+    trainer.agent.sync_target = lambda: (syncs.append(trainer.global_step), original())[1]
+    trainer.run()
+    assert trainer.global_step == 800
+    assert trainer.agent.updates == (800 - 400) // 4  # as CleanRL: at steps 404, 408, ..., 800
+    assert syncs == list(range(100, 801, 100))
+
+
+def test_presets_are_valid_and_cleanrl_matches_its_source():
+    for name in ("nature", "cleanrl", "cartpole", "smoke"):
+        validate(preset(name))
+    c = preset("cleanrl")
+    assert (c.optimizer, c.learning_rate, c.buffer_size, c.learning_starts) == (
+        "adam",
+        1e-4,
+        1_000_000,
+        80_000,
+    )
+    assert (c.target_update_steps, c.train_frequency, c.epsilon_end) == (1_000, 4, 0.01)
+    assert c.epsilon_decay_steps == c.total_steps // 10
+    n = preset("nature")
+    assert (n.optimizer, n.learning_rate, n.loss, n.target_update_steps) == (
+        "rmsprop",
+        2.5e-4,
+        "huber",
+        40_000,
+    )
+
+
+def test_cartpole_solved_within_100k_steps(tmp_path):
+    """The cartpole preset reaches a mean evaluation return >= 475 over 10 episodes."""
+    summary = Trainer(cartpole().replace(output_dir=str(tmp_path), progress=False)).run()
+    assert summary["global_step"] <= 100_000
+    assert summary["eval_episodes"] == 10
+    assert summary["eval_mean_return"] >= 475
+
+
+def test_nature_cnn_agent_learns_from_pixels(tmp_path):
+    """fake-pixels: the rewarded action is the side of a bright block; optimal return is 8."""
+    config = smoke().replace(
+        env="fake-pixels", total_steps=3_000, buffer_size=3_000, batch_size=32, learning_starts=300,
+        train_frequency=2, target_update_steps=200, learning_rate=2.5e-4, gamma=0.0,
+        epsilon_decay_steps=1_500, eval_epsilon=0.0, eval_every_steps=0, final_eval_episodes=10,
+        record_video=False, progress=False, output_dir=str(tmp_path), torch_threads=1,
+    )  # fmt: skip
+    summary = Trainer(config).run()
+    assert summary["eval_mean_return"] == 8.0
+    np.testing.assert_array_equal(summary["eval_returns"], [8.0] * 10)
