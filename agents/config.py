@@ -190,7 +190,7 @@ def smoke() -> TrainConfig:
         learning_starts=200,
         target_update_steps=200,
         epsilon_decay_steps=1_000,
-        eval_every_steps=1_000,
+        eval_every_steps=0,
         eval_episodes=1,
         final_eval_episodes=1,
         eval_max_steps=2_000,
