@@ -109,6 +109,7 @@ class Trainer:
         self.next_checkpoint = config.checkpoint_every_steps
         self.recent_returns: deque[float] = deque(maxlen=20)
         self.last_eval: dict[str, Any] | None = None
+        self.last_eval_step = -1
         self.solved_at: int | None = None
 
     # -- pieces of a step -----------------------------------------------------------------------
@@ -156,6 +157,7 @@ class Trainer:
             metrics["eval/human_normalized"] = result["human_normalized"]
         self.tracker.log(metrics, self.global_step)
         self.last_eval = result
+        self.last_eval_step = self.global_step
         return result
 
     def _log(self, update_metrics: dict[str, torch.Tensor], t0: float, start_step: int) -> float:
@@ -235,8 +237,11 @@ class Trainer:
             "global_step": self.global_step, "updates": self.agent.updates, "sps": sps,
             "solved_at_step": self.solved_at,
         }  # fmt: skip
-        if self.solved_at is not None and self.last_eval is not None:
-            final = self.last_eval  # the evaluation that stopped the run, on these same weights
+        fresh = self.last_eval is not None and self.last_eval_step == self.global_step
+        if fresh and (
+            self.solved_at is not None or self.last_eval["episodes"] >= c.final_eval_episodes
+        ):
+            final = self.last_eval  # an evaluation of these same weights was just made
         elif c.final_eval_episodes > 0:
             final = self.run_evaluation(c.final_eval_episodes)
         else:

@@ -96,3 +96,17 @@ def test_list_games(capsys):
     assert train_script.main(["--list-games"]) == 0
     games = capsys.readouterr().out.split()
     assert "ALE/Pong-v5" in games and len(games) > 100
+
+
+@pytest.mark.atari
+def test_demo_quick_tour_writes_every_output(tmp_path, capsys):
+    from scripts import demo
+
+    assert demo.main(["--quick", "--output-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "plots" / "learning_curves.png").stat().st_size > 10_000
+    assert (tmp_path / "plots" / "learning_curves.svg").exists()
+    assert (tmp_path / "videos" / "episode_000.mp4").stat().st_size > 1_000
+    for run in ("cartpole", "atari"):
+        assert (tmp_path / run / "summary.json").exists()
+        assert list((tmp_path / run / "wandb").glob("offline-run-*"))
+    assert "Outputs:" in capsys.readouterr().out
