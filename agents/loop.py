@@ -111,6 +111,8 @@ class Trainer:
         self.last_eval: dict[str, Any] | None = None
         self.last_eval_step = -1
         self.solved_at: int | None = None
+        self.learning_clock: tuple[int, float] | None = None  # (step, time) of the first update
+        self.learning_sps: float | None = None  # agent steps/s once updates began
 
     # -- pieces of a step -----------------------------------------------------------------------
     def epsilon(self) -> float:
@@ -199,6 +201,8 @@ class Trainer:
                                       "charts/episodic_length": info["episode_length"][i]},
                                      self.global_step)  # fmt: skip
                 if self.global_step > c.learning_starts:
+                    if self.learning_clock is None:
+                        self.learning_clock = (self.global_step, time.perf_counter())
                     self.updates_due += n * c.gradient_steps / c.train_frequency
                     while self.updates_due >= 1.0:
                         update_metrics = self.agent.update(self.replay.sample(c.batch_size))
@@ -226,7 +230,11 @@ class Trainer:
         finally:
             bar.close()
             self.envs.close()
-        sps = (self.global_step - start_step) / max(time.perf_counter() - t0, 1e-9)
+        end = time.perf_counter()
+        sps = (self.global_step - start_step) / max(end - t0, 1e-9)
+        if self.learning_clock is not None:
+            step0, time0 = self.learning_clock
+            self.learning_sps = (self.global_step - step0) / max(end - time0, 1e-9)
         self.checkpoint()
         return self.finish(sps)
 
@@ -235,6 +243,7 @@ class Trainer:
         summary: dict[str, Any] = {
             "env": c.env, "preset": c.preset, "protocol": c.protocol, "seed": c.seed,
             "global_step": self.global_step, "updates": self.agent.updates, "sps": sps,
+            "learning_sps": self.learning_sps,
             "solved_at_step": self.solved_at,
         }  # fmt: skip
         fresh = self.last_eval is not None and self.last_eval_step == self.global_step

@@ -54,11 +54,10 @@ def read_metrics(path: str | Path) -> dict[str, list[tuple[int, float]]]:
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             try:
-                series.setdefault(row["metric"], []).append(
-                    (int(row["global_step"]), float(row["value"]))
-                )
+                point = (int(row["global_step"]), float(row["value"]))
             except (TypeError, ValueError, KeyError):
                 continue
+            series.setdefault(row["metric"], []).append(point)
     return series
 
 

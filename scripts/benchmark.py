@@ -7,6 +7,9 @@ machine it ran on. Suites:
   chain (`make_atari_env`) and of ale_py's vector env (`make_atari_vector_env`, N = 1, 2, 4, 8)
   on Pong and Breakout, random actions, nature protocol, train mode; `vs_single` is the vector
   env's throughput over the single env's.
+- `dqn`: end-to-end DQN agent steps per second at the `cleanrl` replay ratio against a plain
+  single-file style DQN run in the same process, update and replay sample costs, replay bytes per
+  transition (see `scripts/bench_dqn.py`).
 """
 
 from __future__ import annotations
@@ -83,7 +86,13 @@ def _row(steps_per_s: float, vs_single: float) -> dict[str, float]:
     }
 
 
-SUITES: dict[str, Callable[[int | None], Results]] = {"envs": envs_suite}
+def dqn_suite(steps: int | None = None) -> Results:
+    from scripts.bench_dqn import dqn_suite as run
+
+    return run(steps)
+
+
+SUITES: dict[str, Callable[[int | None], Results]] = {"envs": envs_suite, "dqn": dqn_suite}
 
 
 def format_table(results: Results) -> str:
