@@ -91,8 +91,11 @@ def build_q_network(
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """Adam or centred RMSProp; Adam uses torch's fused kernel (one pass over all parameters)."""
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.learning_rate, eps=config.optimizer_eps)
+        return torch.optim.Adam(
+            params, lr=config.learning_rate, eps=config.optimizer_eps, fused=True
+        )
     if config.optimizer == "rmsprop":
         # DeepMind's RMSProp: centred, squared-gradient momentum 0.95, min squared gradient 0.01.
         return torch.optim.RMSprop(
@@ -130,6 +133,9 @@ class DQNAgent:
     ):
         torch.manual_seed(seed)
         online = build_q_network(obs_shape, num_actions, config.hidden).to(device)
+        if len(obs_shape) == 3:
+            # NHWC convolutions are about 20% faster on CPU (oneDNN) and use tensor cores on GPU.
+            online = online.to(memory_format=torch.channels_last)
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
         return cls(online, build_optimizer(config, online.parameters()), config, device, generator)

@@ -84,7 +84,12 @@ class ReplayBuffer:
         self.n_step, self.gamma = n_step, gamma
         shape = (num_streams, slots)
         kw = {"device": self.device}
-        self.frames = torch.zeros(shape + tuple(frame_shape), dtype=frame_dtype, **kw)
+        # One extra all-zero frame at the end serves as the "zero" padding of stacks.
+        self._flat_frames = torch.zeros(
+            (num_streams * slots + 1, *frame_shape), dtype=frame_dtype, **kw
+        )
+        self._zero_frame = num_streams * slots
+        self.frames = self._flat_frames[:-1].view(shape + tuple(frame_shape))
         self.action = torch.zeros(shape, dtype=torch.int32, **kw)
         self.reward = torch.zeros(shape, dtype=torch.float32, **kw)
         self.terminated = torch.zeros(shape, dtype=torch.bool, **kw)
@@ -163,7 +168,7 @@ class ReplayBuffer:
 
     @property
     def nbytes(self) -> int:
-        tensors = (self.frames, self.action, self.reward, self.terminated, self.truncated)
+        tensors = (self._flat_frames, self.action, self.reward, self.terminated, self.truncated)
         tensors += (self.first, self.complete)
         return sum(t.numel() * t.element_size() for t in tensors)
 
@@ -183,13 +188,14 @@ class ReplayBuffer:
         positions = torch.arange(self.frame_stack, device=self.device)
         start = torch.where(first, positions, -1).amax(dim=1, keepdim=True)  # latest episode start
         pad = positions < start
+        flat = rows * self.slots + window
         if self.stack_padding == "repeat":
-            start_slot = torch.gather(window, 1, start.clamp(min=0))
-            window = torch.where(pad, start_slot, window)
-            return self.frames[rows, window]
-        frames = self.frames[rows, window]
-        keep = (~pad).view(pad.shape + (1,) * (frames.dim() - 2))
-        return frames * keep.to(frames.dtype)
+            flat = torch.where(pad, torch.gather(flat, 1, start.clamp(min=0)), flat)
+        else:
+            flat = torch.where(pad, self._zero_frame, flat)
+        # index_select is much faster than advanced indexing for gathering whole frames.
+        frames = self._flat_frames.index_select(0, flat.view(-1))
+        return frames.view(*flat.shape, *self._flat_frames.shape[1:])
 
     def _draw(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         stream_out, slot_out, have = [], [], 0

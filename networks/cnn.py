@@ -67,7 +67,10 @@ class NatureCNN(nn.Module):
         self.out_features = features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.convs(_as_float(x)))
+        x = _as_float(x)
+        if self.convs[0].weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)  # match the weights' layout
+        return self.fc(self.convs(x))
 
 
 class LeNet5(nn.Module):
