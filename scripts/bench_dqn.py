@@ -7,7 +7,8 @@ Rows (Breakout, nature protocol, 1 update of batch 32 per 4 agent steps, Adam 1e
   single-file DQNs). It is the reference the ratios are taken against.
 - ``package/N=1`` and ``package/N=4``: ``agents.loop.Trainer`` with the ``cleanrl`` preset, learning
   from the start after a fill, eager update.
-- ``update``: one eager gradient step on a batch of 32 (ms); ``replay_sample``: microseconds per
+- ``update``: one eager gradient step of ``DQNAgent`` on a batch of 32 (ms); ``replay_sample``:
+  microseconds per
   sampled batch of 32 stacks and next stacks; ``replay_bytes_per_transition``.
 """
 
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from agents.config import cleanrl
-from agents.dqn import build_q_network
+from agents.dqn import DQNAgent, build_q_network
 from agents.loop import Trainer
 from agents.replay import ReplayBuffer
 from envs.atari import make_atari_env
@@ -110,24 +111,11 @@ def update_and_sample_costs(repeats: int = 50) -> dict[str, float]:
     for _ in range(repeats * 4):
         batch = replay.sample(32)
     sample_us = (time.perf_counter() - start) / (repeats * 4) * 1e6
-    torch.manual_seed(0)
-    q = build_q_network((4, 84, 84), 4)
-    target = build_q_network((4, 84, 84), 4)
-    opt = torch.optim.Adam(q.parameters(), lr=1e-4)
-
-    def update():
-        with torch.no_grad():
-            y = batch.reward + batch.discount * target(batch.next_obs).max(1).values
-        pred = q(batch.obs).gather(1, batch.action[:, None]).squeeze(1)
-        loss = F.mse_loss(pred, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    update()
+    agent = DQNAgent.build(cleanrl(), (4, 84, 84), 4, torch.device("cpu"), seed=0)
+    agent.update(batch)
     start = time.perf_counter()
     for _ in range(repeats):
-        update()
+        agent.update(batch)
     update_ms = (time.perf_counter() - start) / repeats * 1e3
     full = ReplayBuffer(1_000_000, 1, (84, 84), frame_stack=4)
     per_transition = full.nbytes / 1_000_000
