@@ -66,7 +66,7 @@ class TrainConfig:
     """Discount factor."""
     n_step: int = 1
     """Steps of reward summed before bootstrapping."""
-    loss: Literal["huber", "mse"] = "mse"
+    loss: Literal["huber", "mse"] = "huber"
     """TD loss: huber (the Nature paper's error clipping) or mse."""
     optimizer: Literal["adam", "rmsprop"] = "adam"
     """Optimizer: adam, or rmsprop (centred, DeepMind style)."""
@@ -135,7 +135,7 @@ class TrainConfig:
 
 
 def cleanrl() -> TrainConfig:
-    return TrainConfig(preset="cleanrl")
+    return TrainConfig(preset="cleanrl", loss="mse")
 
 
 def nature() -> TrainConfig:

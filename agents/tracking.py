@@ -11,12 +11,17 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 FIELDS = ("global_step", "wall_seconds", "metric", "value")
+
+
+def warn(message: str) -> None:
+    """One line on stderr: tracking trouble is reported, never raised."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 class MetricsLog:
@@ -125,10 +130,10 @@ class Tracker:
             self.wandb_run.define_metric("*", step_metric="global_step")
             self.wandb_mode = mode
         except Exception as error:  # noqa: BLE001 - tracking must never take a run down
-            warnings.warn(
-                f"wandb could not start ({type(error).__name__}: {error}); "
-                f"continuing with local metrics in {self.metrics.path}",
-                stacklevel=2,
+            message = " ".join(str(error).split())[:300]
+            warn(
+                f"wandb could not start ({type(error).__name__}: {message}); "
+                f"continuing with local metrics in {self.metrics.path}"
             )
             self.wandb_run = None
 
@@ -142,7 +147,8 @@ class Tracker:
         try:
             fn(*args, **kwargs)
         except Exception as error:  # noqa: BLE001
-            warnings.warn(f"wandb stopped working ({error}); local metrics continue", stacklevel=3)
+            message = " ".join(str(error).split())[:300]
+            warn(f"wandb stopped working ({message}); local metrics continue")
             self.wandb_run = None
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:

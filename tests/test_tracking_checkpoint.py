@@ -43,7 +43,7 @@ def test_wandb_mode_resolution(monkeypatch, tmp_path):
     assert resolve_wandb_mode("disabled") == "disabled"
 
 
-def test_wandb_failure_warns_once_and_local_metrics_continue(tmp_path, monkeypatch):
+def test_wandb_failure_warns_once_and_local_metrics_continue(tmp_path, monkeypatch, capsys):
     class BrokenWandb:
         Settings = dict
 
@@ -52,8 +52,9 @@ def test_wandb_failure_warns_once_and_local_metrics_continue(tmp_path, monkeypat
             raise ConnectionError("api.wandb.ai unreachable")
 
     monkeypatch.setitem(sys.modules, "wandb", BrokenWandb)
-    with pytest.warns(UserWarning, match="wandb could not start.*unreachable"):
-        tracker = Tracker(tmp_path, {"a": 1}, track=True, mode="online")
+    tracker = Tracker(tmp_path, {"a": 1}, track=True, mode="online")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "wandb could not start" in err[0] and "unreachable" in err[0]
     tracker.log({"charts/SPS": 10.0}, step=5)
     tracker.finish()
     assert read_metrics(tmp_path / "metrics.csv") == {"charts/SPS": [(5, 10.0)]}
