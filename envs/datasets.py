@@ -1,26 +1,34 @@
-"""Supervised data for the lecture's baselines (numpy only): xor, digits, MNIST, and augmentation.
+"""Supervised data for the lecture's baselines (numpy, no torch): xor, digits, MNIST, Atari frames
+(played through ``envs.atari``).
 
 - ``xor``: the four corners of the unit square, labelled x1 XOR x2 (Minsky and Papert 1969, the
   lecture's example of a problem no single perceptron solves), with small clipped noise.
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits (UCI "Optical Recognition of
   Handwritten Digits", 1797 images), a fixed stratified 80/20 split with seed 0 (1437/360).
 - ``mnist``: LeCun et al. 1998, read from the four standard IDX files (raw or gzip).
+- ``atari-frames``: observations of K Atari games under a uniform random policy, labelled by game:
+  the (4, 84, 84) uint8 stacks of the ``nature`` protocol (Mnih et al. 2015) that the DQN sees;
+  test frames come from other episodes (other env seeds) than training frames.
 
 Images are ``(N, channels, height, width)``, float32 in [0, 1] (uint8 is allowed too, scaled by
 the trainer); vectors are ``(N, features)``. Add a dataset by writing a loader that returns a
-``Dataset`` and putting it in ``LOADERS``. Augmentation follows the lecture: shifts (pad with
-zeros, crop back), intensity changes, and flips only where the dataset says a flip keeps labels.
+``Dataset`` and putting it in ``LOADERS``. Augmentation lives in ``envs.augment``.
 """
 
 from __future__ import annotations
 
 import gzip
 import inspect
+import re
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from envs.atari import canonical_game_id, make_atari_env, rom_name
+from envs.augment import FLIPS
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -32,7 +40,8 @@ MNIST_SOURCES = (
     "the MNIST site http://yann.lecun.com/exdb/mnist/ or one of its mirrors, "
     "e.g. https://ossci-datasets.s3.amazonaws.com/mnist/"
 )
-FLIPS = ("horizontal", "vertical")
+ATARI_FRAME_GAMES = ("Pong", "Breakout", "SpaceInvaders", "Seaquest", "MsPacman")
+ATARI_FRAME_SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -171,10 +180,95 @@ def load_mnist(data_dir: Path | str = Path("data/mnist")) -> Dataset:
     )
 
 
+def atari_frame_seed(seed: int, game: str, split: str) -> int:
+    """The env seed of one game's ``split`` ("train" or "test") in ``load_atari_frames``.
+
+    Derived from (seed, ROM name, split) by numpy's SeedSequence: train and test play different
+    episodes, and a game's frames do not depend on which other games are loaded with it.
+    """
+    if seed < 0 or split not in ATARI_FRAME_SPLITS:
+        raise ValueError(f"need seed >= 0 and split in {ATARI_FRAME_SPLITS}, got {seed}, {split!r}")
+    key = [seed, zlib.crc32(rom_name(game).encode()), ATARI_FRAME_SPLITS.index(split)]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
+
+
+def collect_atari_frames(game: str, count: int, seed: int, keep_every_steps: int = 4) -> np.ndarray:
+    """``count`` random-policy observations of ``game`` as (count, 4, 84, 84) uint8 stacks.
+
+    The env is ``make_atari_env(game, protocol="nature", mode="eval", seed=seed)``, the stacks
+    the DQN sees; episodes follow one another, and every ``keep_every_steps``-th observation is
+    kept (consecutive stacks share three frames, so keeping all would add near-copies).
+    """
+    if count < 0 or keep_every_steps < 1:
+        raise ValueError(
+            f"need count >= 0 and keep_every_steps >= 1, got {count}, {keep_every_steps}"
+        )
+    env = make_atari_env(game, protocol="nature", mode="eval", seed=seed)
+    rng = np.random.default_rng(seed)  # the policy's own generator: reproducible per seed
+    frames = np.empty((count, *env.observation_space.shape), np.uint8)
+    kept = steps = 0
+    try:
+        env.reset()
+        while kept < count:
+            obs, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+            steps += 1
+            if steps % keep_every_steps == 0:
+                frames[kept] = obs
+                kept += 1
+            if terminated or truncated:
+                env.reset()
+    finally:
+        env.close()
+    return frames
+
+
+def load_atari_frames(
+    games: Sequence[str] = ATARI_FRAME_GAMES,
+    frames_per_game: int = 400,
+    test_frames_per_game: int = 200,
+    keep_every_steps: int = 4,
+    seed: int = 0,
+) -> Dataset:
+    """Which game is this? Random-policy observations of ``games``, label = index in ``games``.
+
+    ``frames_per_game`` training and ``test_frames_per_game`` test observations per game (one
+    observation = one (4, 84, 84) stack, kept every ``keep_every_steps`` agent steps), stored as
+    uint8; the trainer divides by 255 once per batch. Test frames come from a separately seeded
+    env (``atari_frame_seed``), so from other episodes than the training frames: frames of one
+    episode a few steps apart are near-copies and would make the test score meaningless. No
+    flips are declared. Class names are the games' gymnasium names without "ALE/" and "-v5".
+    """
+    # rom_name raises on an unknown game, naming the closest ones; a bare string is one game.
+    roms = [] if isinstance(games, str) else [rom_name(g) for g in games]
+    if len(roms) < 2 or len(set(roms)) != len(roms):
+        raise ValueError(
+            f"atari-frames needs a sequence of two or more different games, got {games!r}"
+        )
+    sizes = {"frames_per_game": frames_per_game, "test_frames_per_game": test_frames_per_game}
+    for name, value in {**sizes, "keep_every_steps": keep_every_steps}.items():
+        if value < 1:
+            raise ValueError(f"atari-frames: bad {name} {value!r}; accepted: >= 1")
+    if seed < 0:
+        raise ValueError(f"atari-frames: bad seed {seed!r}; accepted: >= 0")
+    rng = np.random.default_rng(seed)
+    splits = []
+    for split, count in zip(ATARI_FRAME_SPLITS, sizes.values()):
+        x = np.concatenate(
+            [collect_atari_frames(g, count, atari_frame_seed(seed, g, split), keep_every_steps)
+             for g in games]
+        )  # fmt: skip
+        y = np.repeat(np.arange(len(games), dtype=np.int64), count)
+        order = rng.permutation(len(x))
+        splits += [x[order], y[order]]
+    names = tuple(re.sub(r"^ALE/|-v\d+$", "", canonical_game_id(g)) for g in games)
+    return Dataset("atari-frames", *splits, class_names=names)
+
+
 LOADERS: dict[str, Callable[..., Dataset]] = {
     "xor": load_xor,
     "digits": load_digits,
     "mnist": load_mnist,
+    "atari-frames": load_atari_frames,
 }
 
 
@@ -191,58 +285,3 @@ def load_dataset(name: str, **options: object) -> Dataset:
             f"accepted: {', '.join(accepted) or 'none'}"
         )
     return loader(**options)
-
-
-def shift_images(x: np.ndarray, dy: int | Sequence[int], dx: int | Sequence[int]) -> np.ndarray:
-    """Move image i down by ``dy[i]`` and right by ``dx[i]`` pixels, filling with zeros.
-
-    Equivalent to padding with zeros and cropping back to size; pixels pushed past the border
-    are lost. ``x`` is (N, C, H, W); a single int shifts every image by the same amount.
-    """
-    n, _, h, w = x.shape
-    dy_arr = np.broadcast_to(np.asarray(dy, dtype=np.int64), (n,))
-    dx_arr = np.broadcast_to(np.asarray(dx, dtype=np.int64), (n,))
-    pad = int(max(np.abs(dy_arr).max(initial=0), np.abs(dx_arr).max(initial=0)))
-    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    rows = (pad - dy_arr)[:, None] + np.arange(h)  # (N, H): source row of each output row
-    cols = (pad - dx_arr)[:, None] + np.arange(w)
-    batch = np.arange(n)[:, None, None, None]
-    channels = np.arange(x.shape[1])[None, :, None, None]
-    return padded[batch, channels, rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def augment_images(
-    x: np.ndarray,
-    rng: np.random.Generator,
-    max_shift_pixels: int = 1,
-    intensity_jitter: float = 0.1,
-    flips: Sequence[str] = (),
-) -> np.ndarray:
-    """A randomly augmented copy of a float image batch (N, C, H, W) in [0, 1].
-
-    Each image is shifted by up to ``max_shift_pixels`` in each direction (zero padding), each
-    channel's intensity scaled by a factor in [1 - jitter, 1 + jitter] and clipped to [0, 1],
-    and each flip in ``flips`` (only those that keep the label) applied with probability 1/2.
-    """
-    if x.ndim != 4:
-        raise ValueError(f"augmentation takes (N, C, H, W) images, got shape {x.shape}")
-    if max_shift_pixels < 0 or not 0.0 <= intensity_jitter < 1.0:
-        raise ValueError(
-            f"need max_shift_pixels >= 0 and intensity_jitter in [0, 1), "
-            f"got {max_shift_pixels} and {intensity_jitter}"
-        )
-    n = len(x)
-    out = x
-    if max_shift_pixels > 0:
-        dy, dx = rng.integers(-max_shift_pixels, max_shift_pixels + 1, size=(2, n))
-        out = shift_images(out, dy, dx)
-    for flip in flips:
-        if flip not in FLIPS:
-            raise ValueError(f"unknown flip {flip!r}; accepted: {', '.join(FLIPS)}")
-        axis = 3 if flip == "horizontal" else 2
-        chosen = rng.random(n) < 0.5
-        out = np.where(chosen[:, None, None, None], np.flip(out, axis=axis), out)
-    if intensity_jitter > 0:
-        factor = rng.uniform(1 - intensity_jitter, 1 + intensity_jitter, size=(n, x.shape[1], 1, 1))
-        out = np.clip(out * factor.astype(out.dtype), 0.0, 1.0)
-    return np.ascontiguousarray(out, dtype=x.dtype)

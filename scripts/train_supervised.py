@@ -1,4 +1,4 @@
-"""Train a supervised baseline (mlp, lenet, nature-cnn on xor, digits, mnist) from the command line.
+"""Train a supervised baseline (mlp, lenet, nature-cnn on xor, digits, mnist, atari-frames).
 
 Writes ``model.pt`` (the state_dict), ``summary.json``, ``confusion_matrix.png`` and
 ``metrics.csv`` into ``--output-dir``; with ``--track`` also logs to Weights & Biases through
@@ -52,12 +52,16 @@ def save_confusion_png(
     from matplotlib.figure import Figure
 
     k = len(class_names)
-    fig = Figure(figsize=(1.0 + 0.45 * k, 0.8 + 0.45 * k), dpi=100)
+    longest = max(len(name) for name in class_names)
+    side = max(3.0, 1.0 + 0.45 * k + 0.06 * longest)
+    fig = Figure(figsize=(side, side), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.imshow(counts, cmap="Blues")
     ax.set(xticks=range(k), yticks=range(k), xlabel="predicted", ylabel="true", title=title)
-    ax.set_xticklabels(class_names)
+    ax.set_xticklabels(
+        class_names, rotation=45 if longest > 3 else 0, ha="right" if longest > 3 else "center"
+    )
     ax.set_yticklabels(class_names)
     if k <= 30:
         for (row, col), value in np.ndenumerate(counts):

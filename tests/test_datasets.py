@@ -10,15 +10,14 @@ import numpy as np
 import pytest
 
 from envs import datasets
+from envs.augment import augment_images, shift_images
 from envs.datasets import (
     Dataset,
-    augment_images,
     load_dataset,
     load_digits,
     load_mnist,
     load_xor,
     read_idx,
-    shift_images,
 )
 
 # --- xor ---------------------------------------------------------------------------------------
@@ -149,7 +148,8 @@ def test_load_dataset_by_name_and_options(tmp_path: Path) -> None:
 
 
 def test_load_dataset_rejects_unknown_names_and_options() -> None:
-    with pytest.raises(ValueError, match=r"unknown dataset 'cifar'; accepted: digits, mnist, xor"):
+    accepted = "accepted: atari-frames, digits, mnist, xor"
+    with pytest.raises(ValueError, match=rf"unknown dataset 'cifar'; {accepted}"):
         load_dataset("cifar")
     with pytest.raises(ValueError, match=r"dataset 'digits' takes no option 'data_dir'"):
         load_dataset("digits", data_dir="x")
