@@ -2,7 +2,22 @@
 
 from networks.activations import make_activation
 from networks.cnn import LeNet5, NatureCNN
-from networks.heads import ClassifierHead, Network, QHead
+from networks.distributional import categorical_projection
+from networks.heads import ClassifierHead, DistributionalHead, DuelingHead, Network, QHead
 from networks.mlp import MLP
+from networks.noisy import NoisyLinear, reset_noise
 
-__all__ = ["MLP", "ClassifierHead", "LeNet5", "NatureCNN", "Network", "QHead", "make_activation"]
+__all__ = [
+    "MLP",
+    "ClassifierHead",
+    "DistributionalHead",
+    "DuelingHead",
+    "LeNet5",
+    "NatureCNN",
+    "Network",
+    "NoisyLinear",
+    "QHead",
+    "categorical_projection",
+    "make_activation",
+    "reset_noise",
+]

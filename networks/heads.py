@@ -1,8 +1,15 @@
 """Heads that turn a torso's features into outputs, and the ``Network`` that joins the two.
 
-A network is a torso plus a head, composed per variant (as in DQN Zoo): the plain Q-network and
-the supervised classifiers differ only in the head. Later variants (dueling, distributional,
-noisy) add heads here.
+A network is a torso plus a head, composed per variant (as in DQN Zoo): the plain Q-network, its
+Rainbow variants (Hessel et al. 2018) and the supervised classifiers differ only in the head.
+
+- ``QHead``: one linear layer (Mnih et al. 2015), optionally noisy.
+- ``DuelingHead``: Wang et al. 2016, "Dueling Network Architectures", Q = V + A - mean_a A.
+- ``DistributionalHead``: C51, Bellemare et al. 2017: per action a softmax over a fixed support of
+  atoms; ``forward`` gives Q = sum_z z p(z) so acting works as with any Q head. Its dueling form
+  adds V and mean-subtracted A before the softmax, as in Rainbow.
+- ``noisy=True`` swaps every linear layer of a head for ``NoisyLinear`` (Fortunato et al. 2018);
+  ``reset_noise(module)`` redraws the noise of all of them.
 """
 
 from __future__ import annotations
@@ -10,19 +17,121 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from networks.noisy import NoisyLinear, reset_noise
+
+__all__ = [
+    "ClassifierHead",
+    "DistributionalHead",
+    "DuelingHead",
+    "Network",
+    "NoisyLinear",
+    "QHead",
+    "reset_noise",
+]
+
+
+def _linear(in_features: int, out_features: int, noisy: bool) -> nn.Module:
+    return NoisyLinear(in_features, out_features) if noisy else nn.Linear(in_features, out_features)
+
+
+def _stream(in_features: int, out_features: int, hidden: int, noisy: bool) -> nn.Module:
+    """One linear layer, or linear -> ReLU -> linear when ``hidden`` > 0."""
+    if hidden == 0:
+        return _linear(in_features, out_features, noisy)
+    return nn.Sequential(
+        _linear(in_features, hidden, noisy), nn.ReLU(), _linear(hidden, out_features, noisy)
+    )
+
+
+def _check_sizes(in_features: int, num_actions: int, hidden: int) -> None:
+    if in_features < 1:
+        raise ValueError(f"in_features must be >= 1, got {in_features}")
+    if num_actions < 1:
+        raise ValueError(f"num_actions must be >= 1, got {num_actions}")
+    if hidden < 0:
+        raise ValueError(f"hidden must be >= 0 (0: no hidden layer), got {hidden}")
+
 
 class QHead(nn.Module):
     """One linear layer: features -> one action value per action (Mnih et al. 2015)."""
 
-    def __init__(self, in_features: int, num_actions: int) -> None:
+    def __init__(self, in_features: int, num_actions: int, *, noisy: bool = False) -> None:
         super().__init__()
         if num_actions < 1:
             raise ValueError(f"num_actions must be >= 1, got {num_actions}")
-        self.linear = nn.Linear(in_features, num_actions)
+        self.linear = _linear(in_features, num_actions, noisy)
         self.num_actions = num_actions
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear(features)
+
+
+class DuelingHead(nn.Module):
+    """Value and advantage streams joined as Q = V + A - mean_a A (Wang et al. 2016, eq. 9).
+
+    ``hidden`` > 0 puts a ReLU hidden layer of that width in each stream; the default 0 maps the
+    torso's features (512 for ``NatureCNN``, which already ends in a hidden layer) straight to V
+    and A.
+    """
+
+    def __init__(
+        self, in_features: int, num_actions: int, hidden: int = 0, noisy: bool = False
+    ) -> None:
+        super().__init__()
+        _check_sizes(in_features, num_actions, hidden)
+        self.value = _stream(in_features, 1, hidden, noisy)
+        self.advantage = _stream(in_features, num_actions, hidden, noisy)
+        self.num_actions = num_actions
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        value = self.value(features)  # (B, 1)
+        advantage = self.advantage(features)  # (B, A)
+        return value + advantage - advantage.mean(dim=1, keepdim=True)
+
+
+class DistributionalHead(nn.Module):
+    """C51: per action, log-probabilities over ``num_atoms`` atoms evenly spaced in [v_min, v_max].
+
+    ``log_probs(features)`` is (B, A, atoms), a log_softmax over the atoms; ``forward`` returns
+    Q = sum_z z p(z), (B, A). With ``dueling`` the logits are V (B, 1, atoms) + A - mean_a A
+    (Hessel et al. 2018). ``hidden`` as in ``DuelingHead`` (0: no hidden layer).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_actions: int,
+        num_atoms: int = 51,
+        v_min: float = -10.0,
+        v_max: float = 10.0,
+        dueling: bool = False,
+        noisy: bool = False,
+        hidden: int = 0,
+    ) -> None:
+        super().__init__()
+        _check_sizes(in_features, num_actions, hidden)
+        if num_atoms < 2:
+            raise ValueError(f"num_atoms must be >= 2, got {num_atoms}")
+        if not v_min < v_max:
+            raise ValueError(f"v_min must be below v_max, got v_min={v_min}, v_max={v_max}")
+        self.num_actions = num_actions
+        self.num_atoms = num_atoms
+        self.dueling = dueling
+        self.register_buffer("support", torch.linspace(v_min, v_max, num_atoms))
+        # Per-action logits (the advantage stream when dueling), and the value stream.
+        self.actions = _stream(in_features, num_actions * num_atoms, hidden, noisy)
+        self.value = _stream(in_features, num_atoms, hidden, noisy) if dueling else None
+
+    def log_probs(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, A, atoms) log-probabilities of the return distribution of each action."""
+        logits = self.actions(features).view(-1, self.num_actions, self.num_atoms)
+        if self.value is not None:
+            value = self.value(features).view(-1, 1, self.num_atoms)
+            logits = value + logits - logits.mean(dim=1, keepdim=True)
+        return torch.log_softmax(logits, dim=-1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return (self.log_probs(features).exp() * self.support).sum(dim=-1)
 
 
 class ClassifierHead(nn.Module):
