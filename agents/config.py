@@ -13,7 +13,8 @@ Preset sources:
   epsilon 1 -> 0.1 over 1M steps, train every 4, Huber loss, eval epsilon 0.05, 50M steps).
 - ``cleanrl``: CleanRL ``dqn_atari.py`` (Huang et al. 2022): Adam 1e-4, replay 1M, learning starts
   80k, target every 1,000 steps, train every 4, epsilon 1 -> 0.01 over 10% of 10M steps, MSE loss.
-- ``cartpole``: a small MLP tuned here to solve CartPole-v1 (eval mean >= 475) well within 100k.
+- ``cartpole``: a small MLP with the Double DQN target, tuned here to solve CartPole-v1 (eval mean
+  >= 475 over 10 episodes) well within 100k steps: 5 of 5 seeds by 55k.
 - ``smoke``: tiny sizes for tests and demos; learns nothing worth reporting.
 """
 
@@ -164,7 +165,8 @@ def cartpole() -> TrainConfig:
         train_frequency=1,
         gamma=0.99,
         loss="huber",
-        learning_rate=1e-3,
+        double_dqn=True,
+        learning_rate=5e-4,
         max_grad_norm=10.0,
         target_update_steps=500,
         hidden=(128, 128),
