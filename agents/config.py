@@ -7,21 +7,12 @@ starts from the chosen preset and applies the user's flags on top.
 Units: ``*_steps`` count agent steps summed over all parallel envs (one agent step = one action in
 one env = 4 emulator frames under frame skip 4); ``global_step`` is that sum.
 
-Preset sources:
-- ``nature``: Mnih et al. 2015, Extended Data Table 1 (RMSProp 2.5e-4, momentum 0.95, min squared
-  gradient 0.01, replay 1M, start 50k, target every 10k updates = 40k agent steps as in DQN Zoo,
-  epsilon 1 -> 0.1 over 1M steps, train every 4, Huber loss, eval epsilon 0.05, 50M steps).
-- ``cleanrl``: CleanRL ``dqn_atari.py`` (Huang et al. 2022): Adam 1e-4, replay 1M, learning starts
-  80k, target every 1,000 steps, train every 4, epsilon 1 -> 0.01 over 10% of 10M steps, MSE loss.
-- ``cartpole``: a small MLP with the Double DQN target, tuned here to solve CartPole-v1 (eval mean
-  >= 475 over 10 episodes) well within 100k steps: 5 of 5 seeds by 55k.
-- ``smoke``: tiny sizes for tests and demos; learns nothing worth reporting.
+Named presets live in ``agents/presets.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,7 +25,8 @@ class TrainConfig:
     """Game (any spelling: Pong, ALE/Pong-v5, PongNoFrameskip-v4), a gymnasium id such as
     CartPole-v1, or a fake env (fake, fake-pixels)."""
     preset: str = "cleanrl"
-    """Named preset the other defaults come from (nature, cleanrl, cartpole, smoke)."""
+    """Named preset the other defaults come from (nature, cleanrl, rainbow, der, cartpole,
+    cartpole-rainbow, smoke)."""
     seed: int = 1
     """Seed for envs, network initialisation, exploration and replay sampling."""
     total_steps: int = 10_000_000
@@ -85,6 +77,24 @@ class TrainConfig:
     """Target update: 1.0 is a hard copy, smaller values Polyak-average."""
     double_dqn: bool = False
     """Double DQN target: online argmax, target evaluation (van Hasselt 2016)."""
+    dueling: bool = False
+    """Dueling head: value and mean-subtracted advantage streams (Wang 2016)."""
+    distributional: bool = False
+    """C51 distributional head and cross-entropy loss (Bellemare 2017)."""
+    num_atoms: int = 51
+    """Atoms of the C51 support."""
+    v_min: float = -10.0
+    """Lowest atom of the C51 support."""
+    v_max: float = 10.0
+    """Highest atom of the C51 support."""
+    noisy: bool = False
+    """Factorised Gaussian noisy head layers, sigma0 0.5 (Fortunato 2018); turns epsilon off."""
+    prioritized: bool = False
+    """Proportional prioritized replay (Schaul 2016)."""
+    priority_alpha: float = 0.5
+    """Priority exponent alpha."""
+    priority_beta_start: float = 0.4
+    """Importance-sampling exponent at step 0, annealed linearly to 1 over the run."""
     hidden: tuple[int, ...] = (120, 84)
     """MLP torso widths for vector observations."""
 
@@ -135,85 +145,11 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def cleanrl() -> TrainConfig:
-    return TrainConfig(preset="cleanrl", loss="mse")
-
-
-def nature() -> TrainConfig:
-    return TrainConfig(
-        preset="nature",
-        total_steps=50_000_000,
-        learning_starts=50_000,
-        loss="huber",
-        optimizer="rmsprop",
-        learning_rate=2.5e-4,
-        optimizer_eps=0.01,
-        target_update_steps=40_000,
-        epsilon_end=0.1,
-        epsilon_decay_steps=1_000_000,
-    )
-
-
-def cartpole() -> TrainConfig:
-    return TrainConfig(
-        preset="cartpole",
-        env="CartPole-v1",
-        total_steps=100_000,
-        buffer_size=50_000,
-        batch_size=128,
-        learning_starts=1_000,
-        train_frequency=1,
-        gamma=0.99,
-        loss="huber",
-        double_dqn=True,
-        learning_rate=5e-4,
-        max_grad_norm=10.0,
-        target_update_steps=500,
-        hidden=(128, 128),
-        epsilon_end=0.02,
-        epsilon_decay_steps=10_000,
-        eval_epsilon=0.0,
-        eval_every_steps=5_000,
-        eval_episodes=10,
-        stop_at_return=475.0,
-        eval_max_steps=500,
-        checkpoint_every_steps=25_000,
-        log_every_steps=500,
-        record_video=False,
-    )
-
-
-def smoke() -> TrainConfig:
-    return TrainConfig(
-        preset="smoke",
-        total_steps=2_000,
-        buffer_size=2_000,
-        batch_size=8,
-        learning_starts=200,
-        target_update_steps=200,
-        epsilon_decay_steps=1_000,
-        eval_every_steps=0,
-        eval_episodes=1,
-        final_eval_episodes=1,
-        eval_max_steps=2_000,
-        checkpoint_every_steps=1_000,
-        log_every_steps=200,
-    )
-
-
-PRESETS: dict[str, Callable[[], TrainConfig]] = {
-    "nature": nature,
-    "cleanrl": cleanrl,
-    "cartpole": cartpole,
-    "smoke": smoke,
-}
-
-
-def preset(name: str) -> TrainConfig:
-    """The named preset's config."""
-    if name not in PRESETS:
-        raise ValueError(f"--preset: unknown preset {name!r}; accepted: {', '.join(PRESETS)}")
-    return PRESETS[name]()
+def config_from_dict(data: dict) -> TrainConfig:
+    """A config saved as plain types (config.json, checkpoints); unknown keys are ignored."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
+    return TrainConfig(**values)
 
 
 def validate(config: TrainConfig) -> None:
@@ -271,6 +207,18 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(
             f"--learning-starts: {config.learning_starts} is not below --total-steps "
             f"{config.total_steps}; training would never update"
+        )
+    if config.num_atoms < 2:
+        raise ValueError(f"--num-atoms: {config.num_atoms} is not accepted; use an integer >= 2")
+    if not config.v_min < config.v_max:
+        raise ValueError(
+            f"--v-min/--v-max: [{config.v_min}, {config.v_max}] is not accepted; use v-min < v-max"
+        )
+    if config.priority_alpha < 0:
+        raise ValueError(f"--priority-alpha: {config.priority_alpha} is not accepted; use >= 0")
+    if not 0.0 <= config.priority_beta_start <= 1.0:
+        raise ValueError(
+            f"--priority-beta-start: {config.priority_beta_start} is not accepted; use [0, 1]"
         )
     if config.max_grad_norm < 0:
         raise ValueError(f"--max-grad-norm: {config.max_grad_norm} is not accepted; use >= 0")

@@ -138,9 +138,11 @@ class QPolicy:
 
 def load_policy(state: dict[str, Any], device: torch.device, seed: int = 0) -> QPolicy:
     """The online network of a loaded checkpoint (see ``agents.checkpoint.load_checkpoint``)."""
+    from agents.config import config_from_dict
     from agents.dqn import build_q_network
 
-    hidden = tuple(state["config"].get("hidden", (120, 84)))
-    network = build_q_network(state["obs_shape"], state["num_actions"], hidden).to(device)
+    config = config_from_dict(state["config"])
+    network = build_q_network(state["obs_shape"], state["num_actions"], config.hidden, config)
+    network = network.to(device)
     network.load_state_dict(state["model"])
     return QPolicy(network, device, seed)

@@ -26,6 +26,7 @@ from agents.checkpoint import config_to_dict, save_checkpoint
 from agents.config import TrainConfig, validate
 from agents.dqn import DQNAgent, linear_schedule
 from agents.evaluation import agent_policy, evaluate, record_video
+from agents.prioritized import PrioritizedReplay, PrioritizedSampler
 from agents.replay import ReplayBuffer
 from agents.tracking import Tracker
 from envs.vector import make_vector_env
@@ -55,11 +56,13 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def make_replay(config: TrainConfig, envs, device: torch.device) -> ReplayBuffer:
+def make_replay(
+    config: TrainConfig, envs, device: torch.device
+) -> ReplayBuffer | PrioritizedReplay:
     space = envs.single_observation_space
     frame_shape = space.shape[1:] if envs.frame_stack > 1 else space.shape
     replay_device = device if config.replay_device == "auto" else torch.device(config.replay_device)
-    return ReplayBuffer(
+    replay = ReplayBuffer(
         capacity=config.buffer_size,
         num_streams=envs.num_envs,
         frame_shape=tuple(frame_shape),
@@ -71,6 +74,14 @@ def make_replay(config: TrainConfig, envs, device: torch.device) -> ReplayBuffer
         device=replay_device,
         seed=config.seed,
     )
+    if not config.prioritized:
+        return replay
+    sampler = PrioritizedSampler(
+        replay.num_streams * replay.slots, alpha=config.priority_alpha,
+        beta_start=config.priority_beta_start, beta_end=1.0, beta_steps=config.total_steps,
+        device=replay.device,
+    )  # fmt: skip
+    return PrioritizedReplay(replay, sampler)
 
 
 class Trainer:
@@ -117,6 +128,8 @@ class Trainer:
     # -- pieces of a step -----------------------------------------------------------------------
     def epsilon(self) -> float:
         c = self.config
+        if c.noisy:
+            return 0.0  # noisy nets explore through their weights (Fortunato et al. 2018)
         return linear_schedule(
             c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, self.global_step
         )
@@ -147,10 +160,14 @@ class Trainer:
 
     def run_evaluation(self, episodes: int) -> dict[str, Any]:
         c = self.config
-        result = evaluate(
-            agent_policy(self.agent), c.env, episodes, c.eval_epsilon, c.protocol,
-            seed=c.seed + 10_000, max_steps_per_episode=c.eval_max_steps,
-        )  # fmt: skip
+        self.agent.online.eval()  # noisy layers act on their mean weights when evaluated
+        try:
+            result = evaluate(
+                agent_policy(self.agent), c.env, episodes, c.eval_epsilon, c.protocol,
+                seed=c.seed + 10_000, max_steps_per_episode=c.eval_max_steps,
+            )  # fmt: skip
+        finally:
+            self.agent.online.train()
         metrics = {
             "eval/mean_return": result["mean_return"],
             "eval/std_return": result["std_return"],
@@ -205,7 +222,11 @@ class Trainer:
                         self.learning_clock = (self.global_step, time.perf_counter())
                     self.updates_due += n * c.gradient_steps / c.train_frequency
                     while self.updates_due >= 1.0:
-                        update_metrics = self.agent.update(self.replay.sample(c.batch_size))
+                        batch = self.replay.sample(c.batch_size, self.global_step)
+                        update_metrics = self.agent.update(batch)
+                        td_error = update_metrics.pop("td_error")
+                        if c.prioritized:
+                            self.replay.update_priorities(batch, td_error)
                         self.updates_due -= 1.0
                 while self.global_step >= self.next_target_sync:
                     self.agent.sync_target()

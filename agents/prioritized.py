@@ -258,3 +258,43 @@ def benchmark_sampling(
         "update_us": update_us,
         "sample_and_update_us": sample_us + update_us,
     }
+
+
+class PrioritizedReplay:
+    """A ``ReplayBuffer`` sampled by priority: the sampler's leaves are the replay's flat slots.
+
+    After every ``add`` the slots whose sampleability can have changed (each stream's cursor
+    neighbourhood: newly completed transitions, the pending and overwritten slots, and the oldest
+    slots losing their stack history) are synchronised: unsampleable slots get priority 0, newly
+    sampleable ones the current maximum.
+    """
+
+    def __init__(self, replay, sampler: PrioritizedSampler) -> None:
+        self.replay, self.sampler = replay, sampler
+        behind = replay.n_step + 3  # completed, final-observation and reset slots
+        ahead = replay.frame_stack + 1  # the oldest slots, whose history the next writes remove
+        self._offsets = torch.arange(-behind, ahead, device=replay.device)
+
+    def __len__(self) -> int:
+        return len(self.replay)
+
+    def start(self, obs) -> None:
+        self.replay.start(obs)
+
+    def add(self, *args, **kwargs) -> None:
+        self.replay.add(*args, **kwargs)
+        r = self.replay
+        slots = (r.cursor[:, None] + self._offsets) % r.slots  # (N, window)
+        streams = r._streams[:, None].expand_as(slots)
+        valid = r.sampleable(streams.reshape(-1), slots.reshape(-1))
+        self.sampler.sync(flat_index(streams.reshape(-1), slots.reshape(-1), r.slots), valid)
+
+    def sample(self, batch_size: int, step: int = 0):
+        indices, weights = self.sampler.sample(batch_size, step, self.replay.generator)
+        stream, slot = split_index(indices, self.replay.slots)
+        return self.replay.gather(stream, slot)._replace(weights=weights)
+
+    def update_priorities(self, batch, td_errors: torch.Tensor) -> None:
+        self.sampler.update_priorities(
+            flat_index(batch.stream, batch.slot, self.replay.slots), td_errors
+        )

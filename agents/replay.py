@@ -36,7 +36,8 @@ import torch
 
 
 class Batch(NamedTuple):
-    """A sampled batch on the replay's device. ``discount`` is gamma^m, or 0 after a termination."""
+    """A sampled batch on the replay's device. ``discount`` is gamma^m, or 0 after a termination;
+    ``weights`` are importance-sampling weights (prioritized replay only)."""
 
     obs: torch.Tensor
     action: torch.Tensor
@@ -45,6 +46,7 @@ class Batch(NamedTuple):
     discount: torch.Tensor
     stream: torch.Tensor
     slot: torch.Tensor
+    weights: torch.Tensor | None = None
 
 
 PADDINGS = ("zero", "repeat")
@@ -213,8 +215,8 @@ class ReplayBuffer:
                 return torch.cat(stream_out)[:batch_size], torch.cat(slot_out)[:batch_size]
         raise RuntimeError(f"replay holds too few complete transitions ({len(self)}) to sample")
 
-    def sample(self, batch_size: int) -> Batch:
-        """A uniform batch of n-step transitions."""
+    def sample(self, batch_size: int, step: int = 0) -> Batch:
+        """A uniform batch of n-step transitions (``step``: unused, prioritized replay needs it)."""
         stream, slot = self._draw(batch_size)
         return self.gather(stream, slot)
 

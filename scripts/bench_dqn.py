@@ -21,9 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.config import cleanrl
 from agents.dqn import DQNAgent, build_q_network
 from agents.loop import Trainer
+from agents.presets import cleanrl
 from agents.replay import ReplayBuffer
 from envs.atari import make_atari_env
 

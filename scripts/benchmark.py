@@ -10,6 +10,8 @@ machine it ran on. Suites:
 - `dqn`: end-to-end DQN agent steps per second at the `cleanrl` replay ratio against a plain
   single-file style DQN run in the same process, update and replay sample costs, replay bytes per
   transition (see `scripts/bench_dqn.py`).
+- `rainbow`: update cost of each Rainbow component relative to plain DQN, and prioritized
+  sampling throughput at 1M transitions (see `scripts/bench_rainbow.py`).
 """
 
 from __future__ import annotations
@@ -92,7 +94,17 @@ def dqn_suite(steps: int | None = None) -> Results:
     return run(steps)
 
 
-SUITES: dict[str, Callable[[int | None], Results]] = {"envs": envs_suite, "dqn": dqn_suite}
+def rainbow_suite(steps: int | None = None) -> Results:
+    from scripts.bench_rainbow import rainbow_suite as run
+
+    return run(steps)
+
+
+SUITES: dict[str, Callable[[int | None], Results]] = {
+    "envs": envs_suite,
+    "dqn": dqn_suite,
+    "rainbow": rainbow_suite,
+}
 
 
 def format_table(results: Results) -> str:

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents.config import cartpole, smoke
 from agents.loop import train
+from agents.presets import cartpole, smoke
 from scripts import evaluate as evaluate_script
 from scripts._cli import cli_main
 from scripts.plot import plot_learning_curves

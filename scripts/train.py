@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 import tyro
 
-from agents.config import TrainConfig, preset
+from agents.config import TrainConfig
 from agents.loop import train
+from agents.presets import preset
 from envs.atari import print_games_if_requested
 from scripts._cli import cli_main
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from agents.config import cartpole, preset, smoke, validate
+from agents.config import validate
 from agents.dqn import build_q_network, epsilon_greedy, linear_schedule, td_loss, td_target
 from agents.loop import Trainer
+from agents.presets import cartpole, preset, smoke
 
 
 def test_td_target_by_hand():
