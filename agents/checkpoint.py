@@ -12,8 +12,9 @@ import dataclasses
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -25,14 +26,16 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: missing, corrupted, or made for something else."""
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` through a temporary file, fsync and ``os.replace``."""
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write ``path`` through a temporary file in its folder: ``write(f)``, flush, fsync, then
+    ``os.replace``. A crash or a full disk leaves the old file or the new one, never half of one,
+    and no temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -45,6 +48,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` atomically (see ``atomic_write``)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(directory: str | Path, state: dict[str, Any], step: int, keep: int = 3) -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.checkpoint import config_to_dict, save_checkpoint
+from agents.checkpoint import atomic_write, config_to_dict, save_checkpoint
 from agents.config import TrainConfig, validate
 from agents.dqn import DQNAgent, linear_schedule
 from agents.evaluation import agent_policy, evaluate, record_video
@@ -50,10 +50,9 @@ def seed_everything(seed: int) -> None:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """JSON written atomically (temporary file + replace)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    """JSON written atomically."""
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def make_replay(

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import torch
@@ -316,25 +314,6 @@ def train_classifier(
         parameter_count=sum(p.numel() for p in net.parameters()),
         history=history,
     )
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temp file in its folder, fsync, then rename over it.
-
-    A crash leaves either the old file or the new one, never half of one (the same scheme as
-    ``agents.checkpoint.atomic_torch_save``, for any content: JSON, PNG).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # "x": never clobber; mode follows the umask
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def save_model(network: torch.nn.Module, path: Path) -> None:

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import tyro
 
+from agents.checkpoint import atomic_write
 from agents.supervised import (
     SupervisedConfig,
     TrainResult,
-    atomic_write,
     check_fits,
     resolve_config,
     save_model,

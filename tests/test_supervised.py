@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
+from agents.checkpoint import atomic_write
 from agents.supervised import (
     PRESETS,
     SupervisedConfig,
-    atomic_write,
     build_classifier,
     confusion_matrix,
     predict,
