@@ -7,7 +7,7 @@ import torch
 from agents.config import validate
 from agents.dqn import build_q_network, epsilon_greedy, linear_schedule, td_loss, td_target
 from agents.loop import Trainer
-from agents.presets import cartpole, preset, smoke
+from agents.presets import PRESETS, cartpole, preset, smoke
 
 
 def test_td_target_by_hand():
@@ -89,8 +89,17 @@ def test_replay_ratio_and_target_sync_count_agent_steps(tmp_path, num_envs):
 
 
 def test_presets_are_valid_and_cleanrl_matches_its_source():
-    for name in ("nature", "cleanrl", "cartpole", "smoke"):
+    for name in PRESETS:
         validate(preset(name))
+    r = preset("rainbow")
+    assert (r.learning_rate, r.optimizer_eps, r.n_step, r.priority_alpha) == (
+        6.25e-5,
+        1.5e-4,
+        3,
+        0.5,
+    )
+    assert (r.priority_beta_start, r.target_update_steps, r.learning_starts) == (0.4, 8_000, 20_000)
+    assert r.double_dqn and r.dueling and r.distributional and r.noisy and r.prioritized
     c = preset("cleanrl")
     assert (c.optimizer, c.learning_rate, c.buffer_size, c.learning_starts) == (
         "adam",
