@@ -285,8 +285,10 @@ class Trainer:
                 summary["eval_human_normalized"] = final["human_normalized"]
                 summary["human_score_set"] = final["human_score_set"]
         if c.record_video:
+            self.agent.online.eval()  # as in evaluation: noisy layers use their mean weights
             video = record_video(self.agent, c.env, self.output_dir / "videos" / "final.mp4",
                                  c.eval_epsilon, c.protocol, seed=c.seed + 20_000)  # fmt: skip
+            self.agent.online.train()
             if video is not None:
                 summary["video"] = video["path"]
                 self.tracker.log_video(video["path"], self.global_step)

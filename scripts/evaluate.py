@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.checkpoint import check_compatible, load_checkpoint
+from agents.checkpoint import load_checkpoint
 from agents.evaluation import agent_policy, evaluate, load_policy, summarize_returns
 from agents.loop import resolve_device
 from envs.atari import is_atari_game, make_atari_env, print_games_if_requested
@@ -92,7 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     env_id = state["env_id"]
     protocol = args.protocol or config.get("protocol", "nature")
     epsilon = config.get("eval_epsilon", 0.05) if args.epsilon is None else args.epsilon
-    check_compatible(state, env_id, state["obs_shape"], state["num_actions"])
     policy = load_policy(state, device, seed=args.seed)
     if args.record is not None:
         summary = recorded_episodes(policy, env_id, args, protocol, epsilon)
