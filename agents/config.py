@@ -88,7 +88,9 @@ class TrainConfig:
     v_max: float = 10.0
     """Highest atom of the C51 support."""
     noisy: bool = False
-    """Factorised Gaussian noisy head layers, sigma0 0.5 (Fortunato 2018); turns epsilon off."""
+    """Factorised Gaussian noisy head layers (Fortunato 2018); turns epsilon off."""
+    noisy_sigma0: float = 0.5
+    """Initial noise scale sigma0 of the noisy layers."""
     prioritized: bool = False
     """Proportional prioritized replay (Schaul 2016)."""
     priority_alpha: float = 0.5
@@ -214,6 +216,8 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(
             f"--v-min/--v-max: [{config.v_min}, {config.v_max}] is not accepted; use v-min < v-max"
         )
+    if not config.noisy_sigma0 > 0:
+        raise ValueError(f"--noisy-sigma0: {config.noisy_sigma0} is not accepted; use a number > 0")
     if config.priority_alpha < 0:
         raise ValueError(f"--priority-alpha: {config.priority_alpha} is not accepted; use >= 0")
     if not 0.0 <= config.priority_beta_start <= 1.0:

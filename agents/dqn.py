@@ -104,12 +104,13 @@ def build_q_network(
     width = torso.out_features
     if c.distributional:
         head: nn.Module = DistributionalHead(
-            width, num_actions, c.num_atoms, c.v_min, c.v_max, dueling=c.dueling, noisy=c.noisy
-        )
+            width, num_actions, c.num_atoms, c.v_min, c.v_max, dueling=c.dueling, noisy=c.noisy,
+            sigma0=c.noisy_sigma0,
+        )  # fmt: skip
     elif c.dueling:
-        head = DuelingHead(width, num_actions, noisy=c.noisy)
+        head = DuelingHead(width, num_actions, noisy=c.noisy, sigma0=c.noisy_sigma0)
     else:
-        head = QHead(width, num_actions, noisy=c.noisy)
+        head = QHead(width, num_actions, noisy=c.noisy, sigma0=c.noisy_sigma0)
     return Network(torso, head)
 
 

@@ -12,8 +12,7 @@ Preset sources:
   -> 1, target every 32k frames = 8k agent steps, learning starts 80k frames = 20k steps, noisy
   sigma0 0.5, 51 atoms on [-10, 10]) with all six components on.
 - ``der``: data-efficient Rainbow, van Hasselt et al. 2019 (100k agent steps, an update every step,
-  n = 20, target every 2,000 updates, learning starts 1,600, lr 1e-4). Its noisy sigma0 is 0.1 in
-  the paper; here the heads use 0.5.
+  n = 20, target every 2,000 updates, learning starts 1,600, lr 1e-4, noisy sigma0 0.1).
 - ``cartpole-rainbow``: ``cartpole`` with all six components (support [0, 200] for its returns).
 - ``smoke``: tiny sizes for tests and demos; learns nothing worth reporting.
 """
@@ -121,6 +120,7 @@ def der() -> TrainConfig:
         learning_rate=1e-4,
         n_step=20,
         target_update_steps=2_000,
+        noisy_sigma0=0.1,
         eval_every_steps=25_000,
         checkpoint_every_steps=50_000,
     )

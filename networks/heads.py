@@ -30,16 +30,22 @@ __all__ = [
 ]
 
 
-def _linear(in_features: int, out_features: int, noisy: bool) -> nn.Module:
-    return NoisyLinear(in_features, out_features) if noisy else nn.Linear(in_features, out_features)
+def _linear(in_features: int, out_features: int, noisy: bool, sigma0: float = 0.5) -> nn.Module:
+    if noisy:
+        return NoisyLinear(in_features, out_features, sigma0)
+    return nn.Linear(in_features, out_features)
 
 
-def _stream(in_features: int, out_features: int, hidden: int, noisy: bool) -> nn.Module:
+def _stream(
+    in_features: int, out_features: int, hidden: int, noisy: bool, sigma0: float = 0.5
+) -> nn.Module:
     """One linear layer, or linear -> ReLU -> linear when ``hidden`` > 0."""
     if hidden == 0:
-        return _linear(in_features, out_features, noisy)
+        return _linear(in_features, out_features, noisy, sigma0)
     return nn.Sequential(
-        _linear(in_features, hidden, noisy), nn.ReLU(), _linear(hidden, out_features, noisy)
+        _linear(in_features, hidden, noisy, sigma0),
+        nn.ReLU(),
+        _linear(hidden, out_features, noisy, sigma0),
     )
 
 
@@ -55,11 +61,13 @@ def _check_sizes(in_features: int, num_actions: int, hidden: int) -> None:
 class QHead(nn.Module):
     """One linear layer: features -> one action value per action (Mnih et al. 2015)."""
 
-    def __init__(self, in_features: int, num_actions: int, *, noisy: bool = False) -> None:
+    def __init__(
+        self, in_features: int, num_actions: int, *, noisy: bool = False, sigma0: float = 0.5
+    ) -> None:
         super().__init__()
         if num_actions < 1:
             raise ValueError(f"num_actions must be >= 1, got {num_actions}")
-        self.linear = _linear(in_features, num_actions, noisy)
+        self.linear = _linear(in_features, num_actions, noisy, sigma0)
         self.num_actions = num_actions
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -75,12 +83,17 @@ class DuelingHead(nn.Module):
     """
 
     def __init__(
-        self, in_features: int, num_actions: int, hidden: int = 0, noisy: bool = False
+        self,
+        in_features: int,
+        num_actions: int,
+        hidden: int = 0,
+        noisy: bool = False,
+        sigma0: float = 0.5,
     ) -> None:
         super().__init__()
         _check_sizes(in_features, num_actions, hidden)
-        self.value = _stream(in_features, 1, hidden, noisy)
-        self.advantage = _stream(in_features, num_actions, hidden, noisy)
+        self.value = _stream(in_features, 1, hidden, noisy, sigma0)
+        self.advantage = _stream(in_features, num_actions, hidden, noisy, sigma0)
         self.num_actions = num_actions
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -107,6 +120,7 @@ class DistributionalHead(nn.Module):
         dueling: bool = False,
         noisy: bool = False,
         hidden: int = 0,
+        sigma0: float = 0.5,
     ) -> None:
         super().__init__()
         _check_sizes(in_features, num_actions, hidden)
@@ -119,8 +133,8 @@ class DistributionalHead(nn.Module):
         self.dueling = dueling
         self.register_buffer("support", torch.linspace(v_min, v_max, num_atoms))
         # Per-action logits (the advantage stream when dueling), and the value stream.
-        self.actions = _stream(in_features, num_actions * num_atoms, hidden, noisy)
-        self.value = _stream(in_features, num_atoms, hidden, noisy) if dueling else None
+        self.actions = _stream(in_features, num_actions * num_atoms, hidden, noisy, sigma0)
+        self.value = _stream(in_features, num_atoms, hidden, noisy, sigma0) if dueling else None
 
     def log_probs(self, features: torch.Tensor) -> torch.Tensor:
         """(B, A, atoms) log-probabilities of the return distribution of each action."""
