@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import re
 import sys
 from collections.abc import Sequence
 
@@ -40,6 +39,7 @@ from gymnasium.wrappers import (
     TransformReward,
 )
 
+from envs.scores import compact_game_name
 from envs.wrappers import FireOnReset, LifeLossTerminal, SameStepVectorEnv, sign_reward
 
 gym.register_envs(ale_py)
@@ -88,18 +88,13 @@ class UnknownGameError(ValueError):
     """An Atari game name that matches none of the ROMs shipped with ale-py."""
 
 
-def _normalise(name: str) -> str:
-    """Lower case, letters and digits only: 'Space_Invaders' -> 'spaceinvaders'."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
 @functools.cache
 def _rom_by_key() -> dict[str, str]:
     """Normalised name -> ROM id, for the ROMs registered as single-player `ALE/<Name>-v5`."""
     table = {}
     for rom in roms.get_all_rom_ids():
         if f"ALE/{_pascal(rom)}-v5" in gym.registry:
-            table[_normalise(rom)] = rom
+            table[compact_game_name(rom)] = rom
     return table
 
 
@@ -132,11 +127,8 @@ def rom_name(name: str) -> str:
     Accepts 'Pong', 'pong', 'ALE/Pong-v5', 'PongNoFrameskip-v4', 'space_invaders',
     'SpaceInvaders'; raises UnknownGameError naming the closest installed games otherwise.
     """
-    stem = re.sub(r"^ALE/", "", name.strip(), flags=re.IGNORECASE)
-    stem = re.sub(r"-v\d+$", "", stem)
-    stem = re.sub(r"(NoFrameskip|Deterministic)$", "", stem, flags=re.IGNORECASE)
     table = _rom_by_key()
-    key = _normalise(stem)
+    key = compact_game_name(name)
     if key in table:
         return table[key]
     close = difflib.get_close_matches(key, table, n=3, cutoff=0.6)

@@ -80,6 +80,12 @@ def _unknown_game_error(name: object, compact: str) -> ValueError:
     )
 
 
+def compact_game_name(name: str) -> str:
+    """Any spelling or gymnasium id of a game reduced to lower-case letters and digits:
+    'ALE/SpaceInvaders-v5', 'space_invaders', 'SpaceInvadersNoFrameskip-v4' -> 'spaceinvaders'."""
+    return _compact(_strip_env_id(name))
+
+
 def normalize_game_name(name: str) -> str:
     """Return the table key (snake_case, e.g. 'space_invaders') for any common spelling.
 
@@ -89,7 +95,7 @@ def normalize_game_name(name: str) -> str:
     """
     if not isinstance(name, str):
         raise ValueError(f"game name must be a string such as 'pong', got {name!r}")
-    compact = _compact(_strip_env_id(name))
+    compact = compact_game_name(name)
     game = _compact_index().get(compact)
     if game is None:
         raise _unknown_game_error(name, compact)
