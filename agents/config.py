@@ -123,6 +123,9 @@ class TrainConfig:
     """Agent steps between checkpoints (a final one is always written)."""
     keep_checkpoints: int = 3
     """How many of the newest checkpoints to keep."""
+    save_replay: bool = False
+    """Save the replay memory with each checkpoint (chunked .npy files, about 7 KB per Atari
+    transition), so --resume continues with it; without it a resumed run refills the replay."""
     log_every_steps: int = 1_000
     """Agent steps between metric logs."""
     record_video: bool = True
@@ -142,6 +145,8 @@ class TrainConfig:
     """Weights & Biases group."""
     wandb_tags: tuple[str, ...] = ()
     """Weights & Biases tags."""
+    wandb_init_timeout: float = 30.0
+    """Seconds to wait for wandb to start; past it the run goes on with local metrics only."""
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -226,6 +231,36 @@ def validate(config: TrainConfig) -> None:
         )
     if config.max_grad_norm < 0:
         raise ValueError(f"--max-grad-norm: {config.max_grad_norm} is not accepted; use >= 0")
+    if config.seed < 0:
+        raise ValueError(f"--seed: {config.seed} is not accepted; use an integer >= 0")
+    if config.torch_threads < 0:
+        raise ValueError(
+            f"--torch-threads: {config.torch_threads} is not accepted; use 0 (automatic) or more"
+        )
+    if not config.optimizer_eps > 0:
+        raise ValueError(
+            f"--optimizer-eps: {config.optimizer_eps} is not accepted; use a number > 0"
+        )
+    if not 0.0 < config.rmsprop_alpha < 1.0:
+        raise ValueError(
+            f"--rmsprop-alpha: {config.rmsprop_alpha} is not accepted; use a number in (0, 1)"
+        )
+    if not config.hidden or min(config.hidden) < 1:
+        raise ValueError(
+            f"--hidden: {list(config.hidden)} is not accepted; use one or more widths >= 1"
+        )
+    if not config.wandb_init_timeout > 0:
+        raise ValueError(
+            f"--wandb-init-timeout: {config.wandb_init_timeout} is not accepted; use seconds > 0"
+        )
+    from agents.presets import PRESETS  # presets import this module
+    from envs.vector import check_env_id
+
+    if config.preset not in PRESETS:
+        raise ValueError(
+            f"--preset: unknown preset {config.preset!r}; accepted: {', '.join(PRESETS)}"
+        )
+    check_env_id(config.env)
     for name in ("device", "replay_device"):
         value = getattr(config, name)
         if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):

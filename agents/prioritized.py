@@ -278,11 +278,22 @@ class PrioritizedReplay:
     def __len__(self) -> int:
         return len(self.replay)
 
+    @property
+    def started(self) -> bool:
+        return self.replay.started
+
     def start(self, obs) -> None:
         self.replay.start(obs)
 
     def add(self, *args, **kwargs) -> None:
         self.replay.add(*args, **kwargs)
+        self._sync_window()
+
+    def restart(self, obs) -> None:
+        self.replay.restart(obs)
+        self._sync_window()
+
+    def _sync_window(self) -> None:
         r = self.replay
         slots = (r.cursor[:, None] + self._offsets) % r.slots  # (N, window)
         streams = r._streams[:, None].expand_as(slots)

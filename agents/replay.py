@@ -163,6 +163,16 @@ class ReplayBuffer:
             self.written = min(self.slots, self.written + 2)
         self.transitions_added += self.num_streams
 
+    def restart(self, obs: np.ndarray | torch.Tensor) -> None:
+        """Begin new episodes in every stream mid-run (a resumed run whose envs were reset): the
+        last stored transitions become truncations, bootstrapping from the frame already stored,
+        and each new first frame goes into the following slot."""
+        s, last = self._streams, (self.cursor - 1) % self.slots
+        self.truncated[s, last] |= self.complete[s, last]
+        self.cursor = (self.cursor + 1) % self.slots
+        self._write(s, self._newest(obs), first=True)
+        self.written = min(self.slots, self.written + 1)
+
     # -- reading -------------------------------------------------------------------------------
     def __len__(self) -> int:
         """Transitions stored (complete slots), at most the capacity."""

@@ -9,6 +9,7 @@ slow init, bad settings) prints one warning and the run continues with local met
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import sys
@@ -27,7 +28,7 @@ def warn(message: str) -> None:
 class MetricsLog:
     """Append-only CSV of scalar metrics against ``global_step``."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, wall_offset_seconds: float = 0.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
@@ -36,7 +37,7 @@ class MetricsLog:
         if new:
             self._writer.writerow(FIELDS)
             self._file.flush()
-        self._t0 = time.time()
+        self._t0 = time.time() - wall_offset_seconds
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         wall = round(time.time() - self._t0, 3)
@@ -66,6 +67,39 @@ def read_metrics(path: str | Path) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
+def truncate_metrics(path: str | Path, step: int) -> tuple[float, int]:
+    """Drop the rows logged after ``step`` (a resumed run logs them again) and a torn last line,
+    rewriting the file atomically. Returns (the last kept wall_seconds, the largest step the file
+    held before), so a resumed run continues the clock and knows which steps wandb already has."""
+    from agents.checkpoint import atomic_write
+
+    path = Path(path)
+    if not path.exists():
+        return 0.0, -1
+    kept, wall, seen = [], 0.0, -1
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                row_step, row_wall = int(row["global_step"]), float(row["wall_seconds"])
+                float(row["value"])
+            except (TypeError, ValueError, KeyError):
+                continue
+            seen = max(seen, row_step)
+            if row_step <= step:
+                kept.append([row[k] for k in FIELDS])
+                wall = max(wall, row_wall)
+
+    def write(f) -> None:
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(FIELDS)
+        writer.writerows(kept)
+        f.write(text.getvalue().encode())
+
+    atomic_write(path, write)
+    return wall, seen
+
+
 def resolve_wandb_mode(mode: str) -> str:
     """``auto`` -> online when an API key or a stored login exists, else offline."""
     if mode != "auto":
@@ -78,6 +112,16 @@ def resolve_wandb_mode(mode: str) -> str:
     if netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
         return "online"
     return "offline"
+
+
+def _wandb_teardown() -> None:
+    """Release what a failed ``wandb.init`` left (its service still holds the run id)."""
+    try:
+        import wandb
+
+        wandb.teardown()
+    except Exception:  # noqa: BLE001, S110 - best effort
+        pass
 
 
 class Tracker:
@@ -95,10 +139,14 @@ class Tracker:
         tags: tuple[str, ...] = (),
         name: str | None = None,
         run_id: str | None = None,
-        init_timeout_seconds: float = 60.0,
+        init_timeout_seconds: float = 30.0,
+        wall_offset_seconds: float = 0.0,
+        wandb_has_steps_until: int = -1,
     ) -> None:
         self.output_dir = Path(output_dir)
-        self.metrics = MetricsLog(self.output_dir / "metrics.csv")
+        self.metrics = MetricsLog(self.output_dir / "metrics.csv", wall_offset_seconds)
+        # A resumed run does not send wandb the steps its history already holds.
+        self.wandb_has_steps_until = wandb_has_steps_until
         self.wandb_run = None
         self.wandb_mode = "disabled"
         if track:
@@ -107,35 +155,42 @@ class Tracker:
             )
 
     def _start_wandb(self, config, mode, project, entity, group, tags, name, run_id, timeout):
+        """Start wandb; an online start that fails (no network, bad key, slow server) falls back
+        to offline mode under the same run id (``wandb sync`` uploads it later), then to local
+        metrics only. Each attempt is bounded by ``timeout`` seconds of wandb's own wait."""
         mode = resolve_wandb_mode(mode)
         if mode == "disabled":
             return
-        try:
-            import wandb
+        attempts = [mode, "offline"] if mode == "online" else [mode]
+        for attempt in attempts:
+            started = time.monotonic()
+            try:
+                import wandb
 
-            self.wandb_run = wandb.init(
-                project=project,
-                entity=entity,
-                group=group,
-                tags=list(tags) or None,
-                name=name,
-                id=run_id,
-                resume="allow" if run_id else None,
-                config=dict(config),
-                mode=mode,
-                dir=str(self.output_dir),
-                settings=wandb.Settings(init_timeout=timeout),
-            )
-            self.wandb_run.define_metric("global_step")
-            self.wandb_run.define_metric("*", step_metric="global_step")
-            self.wandb_mode = mode
-        except Exception as error:  # noqa: BLE001 - tracking must never take a run down
-            message = " ".join(str(error).split())[:300]
-            warn(
-                f"wandb could not start ({type(error).__name__}: {message}); "
-                f"continuing with local metrics in {self.metrics.path}"
-            )
-            self.wandb_run = None
+                self.wandb_run = wandb.init(
+                    project=project, entity=entity, group=group, tags=list(tags) or None,
+                    name=name, id=run_id, resume="allow" if run_id else None,
+                    config=dict(config), mode=attempt, dir=str(self.output_dir),
+                    settings=wandb.Settings(init_timeout=timeout),
+                )  # fmt: skip
+                self.wandb_run.define_metric("global_step")
+                self.wandb_run.define_metric("*", step_metric="global_step")
+                self.wandb_mode = attempt
+                return
+            except Exception as error:  # noqa: BLE001 - tracking must never take a run down
+                self.wandb_run = None
+                _wandb_teardown()
+                message = " ".join(str(error).split())[:300]
+                seconds = time.monotonic() - started
+                then = (
+                    "trying offline mode (upload later with `wandb sync`)"
+                    if attempt != attempts[-1]
+                    else f"continuing with local metrics in {self.metrics.path}"
+                )
+                warn(
+                    f"wandb {attempt} mode could not start after {seconds:.0f} s "
+                    f"({type(error).__name__}: {message}); {then}"
+                )
 
     @property
     def wandb_run_id(self) -> str | None:
@@ -153,7 +208,7 @@ class Tracker:
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         self.metrics.log(metrics, step)
-        if self.wandb_run is not None:
+        if self.wandb_run is not None and step > self.wandb_has_steps_until:
             self._wandb_call(
                 self.wandb_run.log,
                 {**{k: float(v) for k, v in metrics.items()}, "global_step": step},

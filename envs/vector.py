@@ -114,9 +114,17 @@ def make_vector_env(
             vec, seed=seed, clip_rewards=False, life_loss_terminal=False,
             stack_padding=None, frame_stack=1,
         )  # fmt: skip
+    check_env_id(env_id)
+    raise AssertionError("unreachable")
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise one clear ValueError unless `make_vector_env` knows `env_id`."""
+    if env_id in FAKE_IDS or is_atari_game(env_id) or env_id in gym.registry:
+        return
     known = [*list_games(), *FAKE_IDS, *gym.registry]
     close = ", ".join(difflib.get_close_matches(env_id, known, n=3)) or "none"
     raise ValueError(
-        f"unknown env id {env_id!r} (closest: {close}); accepted: an Atari game (list_games()), "
-        f"{', '.join(FAKE_IDS)}, or a registered gymnasium id such as CartPole-v1"
+        f"--env: unknown env id {env_id!r} (closest: {close}); accepted: an Atari game "
+        f"(--list-games), {', '.join(FAKE_IDS)}, or a registered gymnasium id such as CartPole-v1"
     )

@@ -3,32 +3,95 @@
 Flags come from ``agents.config.TrainConfig`` (``--help`` lists them with their docstrings); the
 defaults are those of ``--preset``. Writes DIR/config.json, DIR/metrics.csv, DIR/checkpoints/,
 DIR/videos/ and DIR/summary.json under ``--output-dir``. ``--list-games`` prints the Atari games.
+
+``--resume DIR`` continues the run in DIR from its newest checkpoint: same settings (only the
+flags in ``RESUME_CHANGEABLE`` may be given, e.g. ``--total-steps`` to extend it), global step,
+epsilon position, optimizer and random states, replay (when saved with ``--save-replay``), the
+same wandb run id, and metrics.csv continued without duplicate rows.
+
+SIGINT (Ctrl-C) or SIGTERM: the current step finishes, a checkpoint is written, metrics and wandb
+are flushed, and the exit code is 130 or 143. A NaN or infinite loss or parameter stops the run
+with exit code 1, keeping the last good checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import tyro
 
-from agents.config import TrainConfig
-from agents.loop import train
+from agents.config import TrainConfig, config_from_dict
+from agents.loop import NonFiniteLossError, train
 from agents.presets import preset
 from envs.atari import print_games_if_requested
 from scripts._cli import cli_main
 
 PROG = "train"
+# Settings a resumed run may change; anything else would make it a different run.
+RESUME_CHANGEABLE = (
+    "total_steps", "device", "replay_device", "torch_threads", "progress", "track", "wandb_mode",
+    "wandb_init_timeout", "save_replay", "checkpoint_every_steps", "keep_checkpoints",
+    "log_every_steps", "record_video", "final_eval_episodes",
+)  # fmt: skip
 
 
-def parse_config(argv: Sequence[str]) -> TrainConfig:
-    """The preset named by ``--preset`` (default cleanrl), overridden by the other flags."""
+def resumed_config(run_dir: str, argv: Sequence[str]) -> TrainConfig:
+    """The config of the run in ``run_dir``, with the changeable flags of ``argv`` applied."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ValueError(
+            f"--resume: {run_dir!r} holds no config.json; give the --output-dir of a run to "
+            "continue"
+        )
+    try:
+        saved = config_from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"--resume: {path} cannot be read ({error})") from None
+    saved = saved.replace(output_dir=str(run_dir))
+    config = tyro.cli(TrainConfig, default=saved, args=list(argv), prog=PROG)
+    changed = [
+        f.name for f in dataclasses.fields(TrainConfig)
+        if getattr(config, f.name) != getattr(saved, f.name) and f.name not in RESUME_CHANGEABLE
+    ]  # fmt: skip
+    if changed:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in changed)
+        accepted = ", ".join(f"--{name.replace('_', '-')}" for name in RESUME_CHANGEABLE)
+        raise ValueError(
+            f"--resume: {flags} would change the run being resumed; accepted with --resume: "
+            f"{accepted}"
+        )
+    return config
+
+
+def parse_config(argv: Sequence[str]) -> tuple[TrainConfig, bool]:
+    """The preset named by ``--preset`` (default cleanrl) overridden by the other flags, or the
+    resumed run's config; and whether to resume."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", default="cleanrl")
+    pre.add_argument("--resume", default=None)
     known, _ = pre.parse_known_args(argv)
+    if known.resume is not None:
+        return resumed_config(known.resume, without_resume(argv)), True
     base = preset(known.preset)
-    return tyro.cli(TrainConfig, default=base, args=list(argv), prog=PROG)
+    return tyro.cli(TrainConfig, default=base, args=list(argv), prog=PROG), False
+
+
+def without_resume(argv: Sequence[str]) -> list[str]:
+    """``argv`` less its ``--resume DIR`` (or ``--resume=DIR``)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume":
+            skip = True
+        elif not arg.startswith("--resume="):
+            out.append(arg)
+    return out
 
 
 @cli_main(PROG)
@@ -36,9 +99,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if print_games_if_requested(argv):
         return 0
-    config = parse_config(argv)
-    summary = train(config)
+    config, resume = parse_config(argv)
+    try:
+        summary = train(config, resume=resume)
+    except NonFiniteLossError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
     out = config.output_dir
+    if "stopped_by" in summary:
+        print(
+            f"stopped by {summary['stopped_by']} at global step {summary['global_step']}; "
+            f"checkpoint {summary['checkpoint']}; continue with --resume {out}"
+        )
+        return summary["exit_code"]
     print(f"trained {config.env} for {summary['global_step']} agent steps ({summary['sps']:.0f}/s)")
     if "eval_mean_return" in summary:
         line = f"evaluation: mean return {summary['eval_mean_return']:.2f} over "

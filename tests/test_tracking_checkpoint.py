@@ -4,6 +4,7 @@ import csv
 import os
 import pickle
 import sys
+import time
 
 import pytest
 import torch
@@ -54,7 +55,9 @@ def test_wandb_failure_warns_once_and_local_metrics_continue(tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, "wandb", BrokenWandb)
     tracker = Tracker(tmp_path, {"a": 1}, track=True, mode="online")
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "wandb could not start" in err[0] and "unreachable" in err[0]
+    assert len(err) == 2 and "unreachable" in err[0] and "unreachable" in err[1]
+    assert "wandb online mode could not start" in err[0] and "trying offline mode" in err[0]
+    assert "wandb offline mode could not start" in err[1] and "local metrics" in err[1]
     tracker.log({"charts/SPS": 10.0}, step=5)
     tracker.finish()
     assert read_metrics(tmp_path / "metrics.csv") == {"charts/SPS": [(5, 10.0)]}
@@ -128,3 +131,24 @@ def test_incompatible_checkpoint_names_both_sides():
     check_compatible(state, "Pong", (4, 84, 84), 6)
     with pytest.raises(CheckpointError, match="made for Pong.*6 actions.*Breakout.*4 actions"):
         check_compatible(state, "Breakout", (4, 84, 84), 4)
+
+
+def test_online_wandb_without_a_server_falls_back_to_offline_within_bounded_time(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    started = time.monotonic()
+    tracker = Tracker(
+        tmp_path, {"a": 1}, track=True, mode="online", run_id="fallback1", init_timeout_seconds=3
+    )
+    elapsed = time.monotonic() - started
+    assert tracker.wandb_mode == "offline" and tracker.wandb_run_id == "fallback1"
+    tracker.log({"charts/SPS": 10.0}, step=5)
+    tracker.finish()
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
+    assert len(warning) == 1 and "trying offline mode" in warning[0], warning
+    assert elapsed < 60, elapsed
+    assert read_metrics(tmp_path / "metrics.csv") == {"charts/SPS": [(5, 10.0)]}
+    assert list((tmp_path / "wandb").glob("offline-run-*-fallback1"))

@@ -115,7 +115,7 @@ def test_cartpole_final_observation_is_the_failed_state():
 def test_unknown_env_id_and_bad_settings():
     with pytest.raises(ValueError) as error:
         make_vector_env("CartPol-v1", 2)
-    assert str(error.value).startswith("unknown env id 'CartPol-v1' (closest: CartPole-v1")
+    assert str(error.value).startswith("--env: unknown env id 'CartPol-v1' (closest: CartPole-v1")
     with pytest.raises(ValueError, match="num_envs must be >= 1, got 0"):
         make_vector_env("fake", 0)
     with pytest.raises(ValueError, match="unknown mode 'play'"):
