@@ -1,0 +1,152 @@
+"""Aggregate human-normalized scores over games: ``python -m scripts.aggregate DIR... --output F``.
+
+Each DIR is a training run (``summary.json`` from ``scripts.train``: ``env``, ``seed``,
+``eval_human_normalized`` or ``eval_mean_return``) or an evaluation (``summary.json`` from
+``scripts.evaluate``: ``env``, ``human_normalized``, ``mean_return``). Runs are grouped by game
+(any spelling of the env id); runs of one game are its seeds. Mean, median, interquartile mean
+and optimality gap come with stratified-bootstrap 95% confidence intervals (Agarwal et al. 2021,
+see ``agents.statistics``). Prints a table; ``--output`` also writes it as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.statistics import AGGREGATES, ScoreInput, bootstrap_intervals
+from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized, normalize_game_name
+from scripts._cli import cli_main
+
+PROG = "aggregate"
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """The ``summary.json`` of a run or evaluation directory (ValueError when absent/unreadable)."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise ValueError(
+            f"{run_dir}: no summary.json; give run directories of scripts.train or output "
+            "directories of scripts.evaluate"
+        )
+    try:
+        summary = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(summary, dict) or "env" not in summary:
+        raise ValueError(f"{path}: no 'env' field; not a summary of scripts.train/evaluate")
+    return summary
+
+
+def normalized_score(summary: Mapping[str, Any]) -> float | None:
+    """The human-normalized score in a train or evaluate summary, computed from the raw mean
+    return when only that is present; None when the env has no human reference score or the
+    summary holds no evaluation."""
+    env = str(summary["env"])
+    if not has_scores(env):
+        return None
+    for key in ("eval_human_normalized", "human_normalized"):
+        if summary.get(key) is not None:
+            return float(summary[key])
+    for key in ("eval_mean_return", "mean_return"):
+        if summary.get(key) is not None:
+            return human_normalized(env, float(summary[key]))
+    return None
+
+
+def collect_scores(run_dirs: Sequence[Path]) -> dict[str, list[float]]:
+    """{game table key: [human-normalized score per run]} from the runs' summaries."""
+    if not run_dirs:
+        raise ValueError("no directories given; pass run or evaluation directories")
+    by_game: dict[str, list[float]] = {}
+    for run_dir in run_dirs:
+        summary = read_summary(Path(run_dir))
+        env = str(summary["env"])
+        if not has_scores(env):
+            raise ValueError(
+                f"{run_dir}: env {env!r} has no human reference score; aggregates need "
+                f"human-normalized scores of the 57 Atari games ({HUMAN_SCORE_SET} table)"
+            )
+        score = normalized_score(summary)
+        if score is None:
+            raise ValueError(
+                f"{run_dir}: summary.json has no evaluation score (eval_human_normalized, "
+                "eval_mean_return, human_normalized or mean_return)"
+            )
+        by_game.setdefault(normalize_game_name(env), []).append(score)
+    return dict(sorted(by_game.items()))
+
+
+def score_input(by_game: Mapping[str, Sequence[float]]) -> ScoreInput:
+    """A ``[run, game]`` matrix when every game has the same run count, else the mapping."""
+    counts = {len(v) for v in by_game.values()}
+    if len(counts) == 1:
+        return np.array(list(by_game.values()), dtype=np.float64).T
+    return {game: np.asarray(v, dtype=np.float64) for game, v in by_game.items()}
+
+
+def aggregate_runs(
+    run_dirs: Sequence[Path], reps: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> dict[str, Any]:
+    """Scores per game and the aggregates with their intervals, as a JSON-ready dict."""
+    by_game = collect_scores(run_dirs)
+    intervals = bootstrap_intervals(score_input(by_game), tuple(AGGREGATES), reps, seed, confidence)
+    return {
+        "aggregates": {name: iv.as_dict() for name, iv in intervals.items()},
+        "games": {
+            g: {"runs": len(v), "mean": float(np.mean(v)), "scores": v} for g, v in by_game.items()
+        },
+        "score": "human_normalized",
+        "human_score_set": HUMAN_SCORE_SET,
+        "confidence": confidence,
+        "bootstrap": "stratified over runs within each game, percentile interval",
+        "reps": reps,
+        "seed": seed,
+        "run_dirs": [str(d) for d in run_dirs],
+    }
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    games = result["games"]
+    runs = sorted({g["runs"] for g in games.values()})
+    run_text = str(runs[0]) if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
+    percent = round(100 * result["confidence"])
+    lines = [
+        f"{len(games)} game(s), {run_text} run(s) each; human-normalized "
+        f"({result['human_score_set']}); {percent}% CI from {result['reps']} stratified "
+        "bootstrap resamples",
+        f"{'aggregate':<16}{'point':>10}{'CI low':>10}{'CI high':>10}",
+    ]
+    for name, iv in result["aggregates"].items():
+        lines.append(f"{name:<16}{iv['point']:>10.3f}{iv['low']:>10.3f}{iv['high']:>10.3f}")
+    return "\n".join(lines)
+
+
+@cli_main(PROG)
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("dirs", nargs="+", type=Path, help="run or evaluation directories")
+    p.add_argument("--output", type=Path, default=None, help="write the result as JSON here")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    args = p.parse_args(argv)
+    if args.reps < 1:
+        raise ValueError(f"--reps: {args.reps} is not accepted; use an integer >= 1")
+    result = aggregate_runs(args.dirs, args.reps, args.seed)
+    print(format_table(result))
+    if args.output is not None:
+        from agents.checkpoint import atomic_write
+
+        text = json.dumps(result, indent=2) + "\n"
+        atomic_write(args.output, lambda f: f.write(text.encode()))
+        print(f"written: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
