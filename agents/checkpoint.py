@@ -58,6 +58,8 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 def save_checkpoint(directory: str | Path, state: dict[str, Any], step: int, keep: int = 3) -> Path:
     """Write ``directory/step_<step>.pt`` atomically and delete all but the newest ``keep``."""
     directory = Path(directory)
+    for stale in directory.glob(".step_*.tmp"):  # left by a writer that was killed
+        stale.unlink(missing_ok=True)
     path = atomic_torch_save(
         {"format_version": FORMAT_VERSION, **state}, directory / f"step_{step:012d}.pt"
     )

@@ -277,6 +277,8 @@ class Trainer:
         directory = self.output_dir / "checkpoints"
         state = self.state()
         if self.config.save_replay:
+            for stale in directory.glob(".replay_*.tmp"):  # left by a run that was killed
+                shutil.rmtree(stale, ignore_errors=True)
             state["replay"] = f"replay_{self.global_step:012d}"
             save_replay(self.replay, directory / state["replay"])
         path = save_checkpoint(directory, state, self.global_step, self.config.keep_checkpoints)
