@@ -4,22 +4,32 @@ Episodes run on the package's vector env in ``mode="eval"`` (no life-loss termin
 clipping; the ``nature`` protocol keeps its 30 no-op starts), so returns are raw game scores of
 whole games. With several parallel envs each env plays a fixed share of the episodes, so short
 episodes do not crowd out long ones. Video is recorded from the emulator's full-colour screen on
-a separate single env, never from the 84x84 observations.
+a separate single env, never from the 84x84 observations. Also here: the protocols' evaluation
+epsilons, the check that a checkpoint fits another game (``check_env_switch``), trajectory files
+(``envs.trajectories``) written atomically, and ``load_policy`` for Q-network and classifier
+checkpoints.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from agents.checkpoint import CheckpointError, atomic_write
 from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized
+from envs.trajectories import Trajectories, TrajectoryRecorder, write_trajectories
 from envs.vector import make_vector_env
 
 Policy = Callable[[np.ndarray, float], np.ndarray]  # (obs batch, epsilon) -> actions
+
+PROTOCOL_EVAL_EPSILON = {"nature": 0.05, "machado": 0.001}
+"""Evaluation epsilon of each protocol: 0.05 in Mnih et al. 2015; 0.001 in Dopamine's DQN configs
+(``epsilon_eval``), which play under Machado et al. 2018's sticky actions."""
 
 
 def agent_policy(agent) -> Policy:
@@ -58,26 +68,42 @@ def evaluate(
     seed: int = 0,
     num_envs: int | None = None,
     max_steps_per_episode: int = 27_000,
+    max_episode_frames: int = 108_000,
+    recorder: TrajectoryRecorder | None = None,
 ) -> dict[str, Any]:
-    """Play ``episodes`` whole episodes with ``policy`` at ``epsilon``; per-episode raw returns."""
+    """Play ``episodes`` whole episodes with ``policy`` at ``epsilon``; per-episode raw returns.
+
+    ``max_episode_frames`` is the protocol's episode cap (108,000 emulator frames = 30 minutes);
+    ``max_steps_per_episode`` only bounds the loop. A ``recorder`` receives every step and keeps
+    exactly the episodes that are reported, in the same order as ``returns``.
+    """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     n = min(episodes, num_envs or 8)
     quota = np.full(n, episodes // n)
     quota[: episodes % n] += 1
-    env = make_vector_env(env_id, n, protocol=protocol, mode="eval", seed=seed)
+    env = make_vector_env(
+        env_id, n, protocol=protocol, mode="eval", seed=seed, max_episode_frames=max_episode_frames
+    )
     returns: list[float] = []
     lengths: list[int] = []
     done_count = np.zeros(n, dtype=np.int64)
     try:
         obs, _ = env.reset(seed=seed)
         for _ in range(int(quota.max()) * max_steps_per_episode):
-            obs, _, _, _, info = env.step(policy(obs, epsilon))
+            actions = np.asarray(policy(obs, epsilon))
+            next_obs, reward, _, _, info = env.step(actions)
+            if recorder is not None:
+                recorder.add(obs, actions, reward)
             for i in np.flatnonzero(info["episode_done"]):
-                if done_count[i] < quota[i]:
+                keep = bool(done_count[i] < quota[i])
+                if keep:
                     returns.append(float(info["episode_return"][i]))
                     lengths.append(int(info["episode_length"][i]))
                     done_count[i] += 1
+                if recorder is not None:
+                    recorder.end_episode(int(i), keep)
+            obs = next_obs
             if (done_count >= quota).all():
                 break
         else:
@@ -88,8 +114,14 @@ def evaluate(
     finally:
         env.close()
     summary = summarize_returns(returns, env_id)
-    summary.update(lengths=lengths, epsilon=epsilon, protocol=protocol, env=env_id)
+    summary.update(lengths=lengths, epsilon=epsilon, protocol=protocol, env=env_id,
+                   max_episode_frames=max_episode_frames)  # fmt: skip
     return summary
+
+
+def save_trajectories(path: str | Path, trajectories: Trajectories) -> Path:
+    """Write a trajectory file (``envs.trajectories``) atomically: temp file, fsync, rename."""
+    return atomic_write(path, lambda f: write_trajectories(f, trajectories))
 
 
 def record_video(
@@ -120,7 +152,8 @@ def record_video(
 
 
 class QPolicy:
-    """A trained Q-network acting epsilon-greedily (what evaluation needs of an agent)."""
+    """A trained network acting epsilon-greedily on its outputs (Q-values, or a classifier's
+    logits: the greedy action is the argmax either way)."""
 
     def __init__(self, network: torch.nn.Module, device: torch.device, seed: int = 0) -> None:
         self.network = network.eval()
@@ -137,12 +170,137 @@ class QPolicy:
 
 
 def load_policy(state: dict[str, Any], device: torch.device, seed: int = 0) -> QPolicy:
-    """The online network of a loaded checkpoint (see ``agents.checkpoint.load_checkpoint``)."""
-    from agents.config import config_from_dict
-    from agents.dqn import build_q_network
+    """The acting network of a loaded checkpoint (see ``agents.checkpoint.load_checkpoint``): the
+    online Q-network of a training run, or the classifier of a ``"kind": "classifier"`` one
+    (behaviour cloning, ``scripts/train_supervised.py`` on a trajectory file)."""
+    kind = state.get("kind", "q-network")
+    if kind == "classifier":
+        from agents.supervised import build_classifier
 
-    config = config_from_dict(state["config"])
-    network = build_q_network(state["obs_shape"], state["num_actions"], config.hidden, config)
+        spec = state["classifier"]
+        network = build_classifier(
+            spec["model"], state["obs_shape"], state["num_actions"], spec.get("hidden") or (),
+            spec.get("activation") or "relu", spec.get("dropout") or 0.0,
+        )  # fmt: skip
+    elif kind == "q-network":
+        from agents.config import config_from_dict
+        from agents.dqn import build_q_network
+
+        config = config_from_dict(state["config"])
+        network = build_q_network(state["obs_shape"], state["num_actions"], config.hidden, config)
+    else:
+        raise CheckpointError(
+            f"checkpoint {state.get('path')} holds a {kind!r} model; accepted: q-network, "
+            "classifier"
+        )
     network = network.to(device)
     network.load_state_dict(state["model"])
     return QPolicy(network, device, seed)
+
+
+# -- evaluating on another game ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvInterface:
+    """What a policy needs to fit an env: observation shape and (named) actions."""
+
+    env_id: str
+    obs_shape: tuple[int, ...]
+    num_actions: int
+    action_meanings: tuple[str, ...] | None  # None where the env names no actions
+
+
+def action_meanings(env_id: str) -> tuple[str, ...] | None:
+    """The minimal action set's names of an Atari game or the fake Atari env; None otherwise."""
+    import gymnasium as gym
+
+    from envs.atari import canonical_game_id, is_atari_game
+    from envs.fake import FAKE_ACTION_MEANINGS
+
+    if env_id == "fake":
+        return FAKE_ACTION_MEANINGS
+    if not is_atari_game(env_id):
+        return None
+    env = gym.make(canonical_game_id(env_id), full_action_space=False)
+    try:
+        return tuple(env.unwrapped.get_action_meanings())
+    finally:
+        env.close()
+
+
+def _display_id(env_id: str) -> str:
+    from envs.atari import canonical_game_id, is_atari_game
+
+    return canonical_game_id(env_id) if is_atari_game(env_id) else env_id
+
+
+def env_interface(env_id: str) -> EnvInterface:
+    """Build one eval env of ``env_id`` and read its interface."""
+    env = make_vector_env(env_id, 1, mode="eval", seed=0)
+    try:
+        shape = tuple(int(s) for s in env.single_observation_space.shape)
+        n = int(env.single_action_space.n)
+    finally:
+        env.close()
+    return EnvInterface(_display_id(env_id), shape, n, action_meanings(env_id))
+
+
+def checkpoint_interface(state: dict[str, Any]) -> EnvInterface:
+    """The interface a checkpoint was made for (its env's action names looked up by id)."""
+    env_id = state["env_id"]
+    shape = tuple(int(s) for s in state["obs_shape"])
+    return EnvInterface(
+        _display_id(env_id), shape, int(state["num_actions"]), action_meanings(env_id)
+    )
+
+
+def _actions_text(a: EnvInterface) -> str:
+    names = f" ({', '.join(a.action_meanings)})" if a.action_meanings else ""
+    return f"{a.num_actions} actions{names}"
+
+
+def check_env_switch(
+    trained: EnvInterface, target: EnvInterface, force: bool = False
+) -> tuple[np.ndarray | None, str | None]:
+    """Whether a policy made for ``trained`` may play ``target``: ``(action table, warning)``.
+
+    Both None when the interfaces agree. A different observation shape is refused always (the
+    network cannot take it); a different action set (count, or names where both envs name their
+    actions) is refused unless ``force``. Forced, the table maps each trained action to the
+    target action of the same name (by index where names are unknown), else to action 0.
+    """
+    head = f"checkpoint made for {trained.env_id} cannot play {target.env_id}"
+    if trained.obs_shape != target.obs_shape:
+        raise ValueError(
+            f"{head}: observation shape {trained.obs_shape} vs {target.obs_shape} "
+            "(--force cannot help: the network takes only its own shape)"
+        )
+    names_differ = None not in (trained.action_meanings, target.action_meanings) and (
+        trained.action_meanings != target.action_meanings
+    )
+    if trained.num_actions == target.num_actions and not names_differ:
+        return None, None
+    what = f"action sets differ: {_actions_text(trained)} vs {_actions_text(target)}"
+    if not force:
+        raise ValueError(f"{head}: {what}; pass --force to evaluate anyway")
+    by_name = bool(trained.action_meanings and target.action_meanings)
+    if by_name:
+        theirs = target.action_meanings
+        table = [theirs.index(m) if m in theirs else 0 for m in trained.action_meanings]
+    else:
+        table = [k if k < target.num_actions else 0 for k in range(trained.num_actions)]
+    unmatched = sum(1 for k, t in enumerate(table) if t == 0 and k != 0)
+    warning = (
+        f"--force: checkpoint made for {trained.env_id} plays {target.env_id} although the "
+        f"{what}; actions mapped by {'name' if by_name else 'index'}, {unmatched} unmatched to "
+        "action 0"
+    )
+    return np.asarray(table, dtype=np.int64), warning
+
+
+def mapped_policy(policy: Policy, table: np.ndarray | None) -> Policy:
+    """``policy`` with its actions translated through ``table`` (unchanged when None)."""
+    if table is None:
+        return policy
+    return lambda obs, epsilon: table[np.asarray(policy(obs, epsilon))]

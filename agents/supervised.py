@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from agents.checkpoint import atomic_torch_save
 from envs.augment import augment_images
-from envs.datasets import Dataset
+from envs.datasets import Dataset, dataset_kind
 from networks import MLP, ClassifierHead, LeNet5, NatureCNN, Network, make_activation
 
 MODELS = ("mlp", "lenet", "nature-cnn")
@@ -38,8 +38,9 @@ class SupervisedConfig:
     """Settings of one supervised run; None means "the preset for this dataset and model"."""
 
     dataset: str = "digits"
-    """Dataset: xor, digits (scikit-learn's 8x8 digits), mnist (IDX files in --data-dir) or
-    atari-frames (random-policy frames of 5 Atari games, labelled by game)."""
+    """Dataset: xor, digits (scikit-learn's 8x8 digits), mnist (IDX files in --data-dir),
+    atari-frames (random-policy frames of 5 Atari games, labelled by game) or trajectories:PATH
+    (a teacher's play from scripts.evaluate --save-trajectories, labelled by its actions)."""
     model: str = "mlp"
     """Model: mlp, lenet (LeNet-5) or nature-cnn (the DQN conv torso, images >= 36x36)."""
     output_dir: Path = Path("runs/supervised")
@@ -101,6 +102,8 @@ PRESETS: dict[str | tuple[str, str], dict[str, object]] = {
     ("atari-frames", "nature-cnn"): dict(epochs=3),
     ("atari-frames", "lenet"): dict(epochs=3),
     ("atari-frames", "mlp"): dict(epochs=5),
+    # Behaviour cloning: no shifts or jitter, the exact screen positions are the teacher's cues.
+    ("trajectories", "nature-cnn"): dict(epochs=10, max_shift_pixels=0, intensity_jitter=0.0),
 }  # fmt: skip
 
 
@@ -108,7 +111,8 @@ def resolve_config(config: SupervisedConfig) -> SupervisedConfig:
     """``config`` with every None setting taken from ``PRESETS``; raises on bad values."""
     if config.model not in MODELS:
         raise ValueError(f"unknown model {config.model!r}; accepted: {', '.join(MODELS)}")
-    preset = {**PRESETS[config.model], **PRESETS.get((config.dataset, config.model), {})}
+    kind = dataset_kind(config.dataset)
+    preset = {**PRESETS[config.model], **PRESETS.get((kind, config.model), {})}
     chosen = {k: v for k, v in preset.items() if getattr(config, k) is None}
     if config.hidden is not None and config.model != "mlp":
         raise ValueError(f"--hidden {config.hidden} applies to the mlp only, not {config.model!r}")
@@ -228,6 +232,7 @@ class TrainResult:
     seconds: float
     parameter_count: int
     history: list[dict[str, float]] = field(default_factory=list)
+    gradient_steps: int = 0
 
 
 def train_classifier(
@@ -313,9 +318,53 @@ def train_classifier(
         seconds=time.perf_counter() - start,
         parameter_count=sum(p.numel() for p in net.parameters()),
         history=history,
+        gradient_steps=cfg.epochs * steps_per_epoch,
     )
+
+
+def config_dict(config: SupervisedConfig) -> dict[str, object]:
+    """The config as JSON-ready values (paths as strings, tuples as lists)."""
+    return {
+        k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+        for k, v in asdict(config).items()
+    }
 
 
 def save_model(network: torch.nn.Module, path: Path) -> None:
     """Save ``network.state_dict()`` with ``torch.save``, atomically (temp file, fsync, rename)."""
     atomic_torch_save(network.state_dict(), path)
+
+
+def policy_checkpoint_state(result: TrainResult, dataset: Dataset) -> dict[str, object]:
+    """A classifier of a recorded policy's actions as a checkpoint ``scripts.evaluate`` can play.
+
+    Same keys as a DQN training checkpoint (config with protocol and eval_epsilon, env_id,
+    obs_shape, num_actions, model, global_step) plus ``"kind": "classifier"`` and the settings
+    that rebuild the network (``agents.evaluation.load_policy``). Acting greedily means the
+    argmax of the logits. The eval epsilon is the teacher's, so clone and teacher compare alike.
+    """
+    if dataset.recording is None:
+        raise ValueError(
+            f"dataset {dataset.name!r} holds no recorded play (env, protocol); only "
+            "trajectories:PATH datasets make a policy checkpoint"
+        )
+    cfg, rec = result.config, dataset.recording
+    config = config_dict(cfg)
+    config.update(protocol=rec["protocol"], eval_epsilon=float(rec["epsilon"]), env=rec["env_id"])
+    return {
+        "kind": "classifier",
+        "config": config,
+        "env_id": rec["env_id"],
+        "obs_shape": list(dataset.input_shape),
+        "num_actions": dataset.num_classes,
+        "model": result.network.state_dict(),
+        "global_step": result.gradient_steps,
+        "classifier": {
+            "model": cfg.model,
+            "hidden": list(cfg.hidden or ()),
+            "activation": cfg.activation,
+            "dropout": cfg.dropout,
+        },
+        "recording": dict(rec),
+        "test_accuracy": result.test_accuracy,
+    }

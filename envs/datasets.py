@@ -9,10 +9,14 @@
 - ``atari-frames``: observations of K Atari games under a uniform random policy, labelled by game:
   the (4, 84, 84) uint8 stacks of the ``nature`` protocol (Mnih et al. 2015) that the DQN sees;
   test frames come from other episodes (other env seeds) than training frames.
+- ``trajectories:PATH``: a teacher's play recorded by ``scripts.evaluate --save-trajectories``
+  (``envs.trajectories``), observations labelled by the teacher's action, for behaviour cloning
+  (Pomerleau 1991); split into train and test by whole episodes.
 
 Images are ``(N, channels, height, width)``, float32 in [0, 1] (uint8 is allowed too, scaled by
 the trainer); vectors are ``(N, features)``. Add a dataset by writing a loader that returns a
-``Dataset`` and putting it in ``LOADERS``. Augmentation lives in ``envs.augment``.
+``Dataset`` and putting it in ``LOADERS`` (or in ``FILE_LOADERS`` for datasets named
+``kind:PATH``, whose loader takes the path first). Augmentation lives in ``envs.augment``.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from envs.atari import canonical_game_id, make_atari_env, rom_name
 from envs.augment import FLIPS
+from envs.trajectories import load_trajectories, split_episodes
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -46,7 +52,9 @@ ATARI_FRAME_SPLITS = ("train", "test")
 
 @dataclass(frozen=True)
 class Dataset:
-    """A train/test split; ``label_preserving_flips`` names the flips that keep every label."""
+    """A train/test split; ``label_preserving_flips`` names the flips that keep every label;
+    ``recording`` says, for a recorded policy's actions, where and how it played (env_id,
+    protocol, epsilon, episodes, path)."""
 
     name: str
     x_train: np.ndarray
@@ -55,6 +63,7 @@ class Dataset:
     y_test: np.ndarray
     class_names: tuple[str, ...]
     label_preserving_flips: tuple[str, ...] = ()
+    recording: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):
@@ -264,24 +273,74 @@ def load_atari_frames(
     return Dataset("atari-frames", *splits, class_names=names)
 
 
+def load_trajectories_dataset(
+    path: Path | str, test_fraction: float = 0.2, seed: int = 0
+) -> Dataset:
+    """A teacher's recorded play: inputs are its observations as it saw them (uint8 (C, H, W)
+    stacks for Atari), labels the actions it took, classes the env's action names.
+
+    Split by whole episodes (``envs.trajectories.split_episodes``, seeded): consecutive steps are
+    near-copies, so test steps come from episodes never trained on. Needs at least 2 episodes.
+    """
+    t = load_trajectories(path)
+    if t.num_episodes < 2:
+        raise ValueError(
+            f"trajectory file {path} holds {t.num_episodes} episode; behaviour cloning splits by "
+            "episode and needs at least 2 (one to train on, one to test on); record more with "
+            "scripts.evaluate --episodes 2 or more"
+        )
+    train_ids, test_ids = split_episodes(t.num_episodes, test_fraction, seed)
+    train, test = np.isin(t.episode, train_ids), np.isin(t.episode, test_ids)
+    recording = {
+        "path": str(path), "env_id": t.env_id, "protocol": t.protocol, "epsilon": t.epsilon,
+        "episodes": t.num_episodes, "steps": t.num_steps,
+        "train_episodes": train_ids.tolist(), "test_episodes": test_ids.tolist(),
+        "mean_return": float(t.episode_returns.mean()),
+    }  # fmt: skip
+    return Dataset(
+        "trajectories", t.observations[train], t.actions[train], t.observations[test],
+        t.actions[test], class_names=t.action_meanings, recording=recording,
+    )  # fmt: skip
+
+
 LOADERS: dict[str, Callable[..., Dataset]] = {
     "xor": load_xor,
     "digits": load_digits,
     "mnist": load_mnist,
     "atari-frames": load_atari_frames,
 }
+FILE_LOADERS: dict[str, Callable[..., Dataset]] = {
+    "trajectories": load_trajectories_dataset,
+}
+"""Datasets read from a file, named ``kind:PATH``; the loader gets PATH as its first argument."""
+
+
+def dataset_kind(name: str) -> str:
+    """The registry key of a dataset name: 'trajectories:runs/pong.npz' -> 'trajectories'."""
+    kind, sep, _ = name.partition(":")
+    return kind if sep and kind in FILE_LOADERS else name
 
 
 def load_dataset(name: str, **options: object) -> Dataset:
-    """The dataset registered as ``name`` in ``LOADERS``, built with the loader's ``options``."""
-    if name not in LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; accepted: {', '.join(sorted(LOADERS))}")
-    loader = LOADERS[name]
-    accepted = list(inspect.signature(loader).parameters)
+    """The dataset registered as ``name`` in ``LOADERS`` (or ``kind:PATH`` in ``FILE_LOADERS``),
+    built with the loader's ``options``."""
+    kind, sep, path = name.partition(":")
+    if sep and kind in FILE_LOADERS:
+        if not path:
+            raise ValueError(f"dataset {name!r} names no file; use {kind}:PATH")
+        loader, args, fixed = FILE_LOADERS[kind], (path,), 1
+    elif name in LOADERS:
+        loader, args, fixed = LOADERS[name], (), 0
+    else:
+        file_kinds = ", ".join(f"{k}:PATH" for k in sorted(FILE_LOADERS))
+        raise ValueError(
+            f"unknown dataset {name!r}; accepted: {', '.join(sorted(LOADERS))}, {file_kinds}"
+        )
+    accepted = list(inspect.signature(loader).parameters)[fixed:]
     unknown = [key for key in options if key not in accepted]
     if unknown:
         raise ValueError(
             f"dataset {name!r} takes no option {unknown[0]!r}; "
             f"accepted: {', '.join(accepted) or 'none'}"
         )
-    return loader(**options)
+    return loader(*args, **options)

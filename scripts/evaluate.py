@@ -1,16 +1,26 @@
 """Evaluate a trained agent: ``python -m scripts.evaluate runs/dqn --episodes 10 --record DIR``.
 
-CHECKPOINT is a checkpoint file or a run directory (its newest checkpoint is used). The protocol
-comes from the checkpoint's config unless ``--protocol`` overrides it. Prints and writes
-per-episode raw returns (``episodes.csv``) and ``summary.json`` (mean, std, median, min, max,
-human-normalized score with the score set named). ``--record DIR`` writes one mp4 per episode,
-``--record-best`` keeps only the best one.
+CHECKPOINT is a checkpoint file or a run directory (its newest checkpoint is used): a DQN run, or
+a behaviour-cloning classifier from ``scripts.train_supervised --dataset trajectories:PATH``.
+
+- ``--protocol nature`` (Mnih et al. 2015: up to 30 no-op starts, epsilon 0.05) or ``machado``
+  (Machado et al. 2018: sticky actions 0.25, no no-ops, epsilon 0.001); both cap an episode at
+  ``--max-episode-frames`` (108,000). Without it the run's protocol and eval epsilon are used;
+  ``--epsilon`` overrides either.
+- ``--env GAME`` plays another game than the checkpoint's; refused when the observation shape or
+  the action set differs, unless ``--force`` (actions are then mapped by name, with a warning).
+- Writes per-episode raw returns (``episodes.csv``) and ``summary.json`` (mean, std, median, min,
+  max, human-normalized score, the score set and the protocol), both atomically.
+- ``--record DIR`` writes one mp4 per episode, ``--record-best`` keeps only the best one.
+- ``--save-trajectories PATH`` writes what the agent saw and did to a compressed npz
+  (``envs.trajectories``): the data of behaviour cloning.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -18,10 +28,30 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.checkpoint import load_checkpoint
-from agents.evaluation import agent_policy, evaluate, load_policy, summarize_returns
+from agents.checkpoint import atomic_write, load_checkpoint
+from agents.evaluation import (
+    PROTOCOL_EVAL_EPSILON,
+    Policy,
+    agent_policy,
+    check_env_switch,
+    checkpoint_interface,
+    env_interface,
+    evaluate,
+    load_policy,
+    mapped_policy,
+    save_trajectories,
+    summarize_returns,
+)
 from agents.loop import resolve_device
-from envs.atari import is_atari_game, make_atari_env, print_games_if_requested
+from envs.atari import (
+    FRAME_SKIP,
+    get_protocol,
+    is_atari_game,
+    make_atari_env,
+    print_games_if_requested,
+)
+from envs.scores import HUMAN_SCORE_SET
+from envs.trajectories import TrajectoryRecorder
 from scripts._cli import cli_main
 
 PROG = "evaluate"
@@ -31,11 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", help="checkpoint file, or a run directory")
     p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
-    p.add_argument("--epsilon", type=float, default=None, help="default: the run's eval epsilon")
-    p.add_argument("--protocol", choices=("nature", "machado"), default=None)
+    p.add_argument("--epsilon", type=float, default=None,
+                   help="default: the protocol's (nature 0.05, machado 0.001) with --protocol, "
+                   "else the run's eval epsilon")  # fmt: skip
+    p.add_argument("--protocol", choices=tuple(PROTOCOL_EVAL_EPSILON), default=None,
+                   help="default: the run's protocol")  # fmt: skip
+    p.add_argument("--max-episode-frames", type=int, default=108_000,
+                   help="episode cap in emulator frames (default 108,000)")  # fmt: skip
+    p.add_argument("--env", default=None, help="play this game instead of the checkpoint's")
+    p.add_argument("--force", action="store_true", help="with --env: play a different action set")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     p.add_argument("--record", type=Path, default=None, help="directory for one mp4 per episode")
     p.add_argument("--record-best", action="store_true", help="with --record: keep the best only")
+    p.add_argument("--save-trajectories", type=Path, default=None, metavar="PATH",
+                   help="write observations, actions, rewards, episodes to this .npz")  # fmt: skip
     p.add_argument("--output-dir", type=Path, default=None, help="where summary.json goes")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return p
@@ -46,9 +85,28 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--episodes: {args.episodes} is not accepted; use an integer >= 1")
     if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
         raise ValueError(f"--epsilon: {args.epsilon} is not accepted; use a number in [0, 1]")
+    if args.max_episode_frames < 1:
+        raise ValueError(
+            f"--max-episode-frames: {args.max_episode_frames} is not accepted; use an integer >= 1"
+        )
+    if args.force and args.env is None:
+        raise ValueError("--force: only means something with --env GAME; add --env or drop it")
+    if args.save_trajectories is not None and args.record is not None:
+        raise ValueError(
+            "--save-trajectories cannot be combined with --record (videos are played on a "
+            "separate env); run the evaluation twice"
+        )
 
 
-def recorded_episodes(policy, env_id, args, protocol, epsilon) -> dict:
+def default_epsilon(protocol_flag: str | None, config: dict) -> float:
+    """The protocol's epsilon when ``--protocol`` is given, else the run's eval epsilon."""
+    if protocol_flag is not None:
+        return PROTOCOL_EVAL_EPSILON[protocol_flag]
+    fallback = PROTOCOL_EVAL_EPSILON.get(config.get("protocol", "nature"), 0.05)
+    return float(config.get("eval_epsilon", fallback))
+
+
+def recorded_episodes(act: Policy, env_id, args, protocol, epsilon) -> dict:
     """Play each episode on a rendering env, writing one mp4 per episode."""
     from envs.video import record_episode
 
@@ -57,10 +115,11 @@ def recorded_episodes(policy, env_id, args, protocol, epsilon) -> dict:
     args.record.mkdir(parents=True, exist_ok=True)
     returns, lengths, paths = [], [], []
     for k in range(args.episodes):
-        env = make_atari_env(env_id, protocol, "eval", seed=args.seed + k, render_mode="rgb_array")
+        env = make_atari_env(env_id, protocol, "eval", seed=args.seed + k, render_mode="rgb_array",
+                             max_episode_frames=args.max_episode_frames)  # fmt: skip
         try:
             out = record_episode(
-                env, lambda obs: int(policy.act(obs[None], epsilon)[0]),
+                env, lambda obs: int(act(np.asarray(obs)[None], epsilon)[0]),
                 args.record / f"episode_{k:03d}.mp4", seed=args.seed + k,
             )  # fmt: skip
         finally:
@@ -79,6 +138,28 @@ def recorded_episodes(policy, env_id, args, protocol, epsilon) -> dict:
     return summary
 
 
+def write_outputs(out_dir: Path, summary: dict) -> None:
+    """``episodes.csv`` and ``summary.json``, each written atomically."""
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(("episode", "return", "length"))
+    writer.writerows(zip(range(len(summary["returns"])), summary["returns"], summary["lengths"]))
+    atomic_write(out_dir / "episodes.csv", lambda f: f.write(rows.getvalue().encode()))
+    text = json.dumps(summary, indent=2) + "\n"
+    atomic_write(out_dir / "summary.json", lambda f: f.write(text.encode()))
+
+
+def summary_line(summary: dict) -> str:
+    line = f"{summary['env']} ({summary['protocol']} protocol, epsilon {summary['epsilon']}): "
+    line += f"mean {summary['mean_return']:.2f} +- {summary['std_return']:.2f}, "
+    line += f"median {summary['median_return']:.2f}, min {summary['min_return']:.2f}, "
+    line += f"max {summary['max_return']:.2f} over {summary['episodes']} episodes"
+    if summary["human_normalized"] is not None:
+        line += f"; human-normalized {summary['human_normalized']:.3f} "
+        line += f"({summary['human_score_set']})"
+    return line
+
+
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -89,39 +170,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint, map_location=device)
     config = state["config"]
-    env_id = state["env_id"]
+    trained = checkpoint_interface(state)
+    played, table, warning = trained, None, None
+    if args.env is not None:
+        played = env_interface(args.env)
+        table, warning = check_env_switch(trained, played, args.force)
+        if warning is not None:
+            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    env_id = state["env_id"] if args.env is None else args.env
     protocol = args.protocol or config.get("protocol", "nature")
-    epsilon = config.get("eval_epsilon", 0.05) if args.epsilon is None else args.epsilon
-    policy = load_policy(state, device, seed=args.seed)
+    epsilon = default_epsilon(args.protocol, config) if args.epsilon is None else args.epsilon
+    act = mapped_policy(agent_policy(load_policy(state, device, seed=args.seed)), table)
+    recorder = None if args.save_trajectories is None else TrajectoryRecorder()
     if args.record is not None:
-        summary = recorded_episodes(policy, env_id, args, protocol, epsilon)
+        summary = recorded_episodes(act, env_id, args, protocol, epsilon)
     else:
         summary = evaluate(
-            agent_policy(policy), env_id, args.episodes, epsilon, protocol, args.seed
-        )
-    summary.update(env=env_id, protocol=protocol, epsilon=epsilon, checkpoint=state["path"],
-                   global_step=state.get("global_step"))  # fmt: skip
+            act, env_id, args.episodes, epsilon, protocol, args.seed,
+            max_steps_per_episode=args.max_episode_frames // FRAME_SKIP + 100,
+            max_episode_frames=args.max_episode_frames, recorder=recorder,
+        )  # fmt: skip
+    spec = get_protocol(protocol)
+    summary.setdefault("human_normalized", None)  # no human score for this env
+    summary.update(
+        env=played.env_id, trained_env=trained.env_id, forced=warning is not None,
+        protocol=protocol, epsilon=epsilon, human_score_set=HUMAN_SCORE_SET,
+        noop_max=spec.noop_max, repeat_action_probability=spec.repeat_action_probability,
+        max_episode_frames=args.max_episode_frames, checkpoint=state["path"],
+        checkpoint_kind=state.get("kind", "q-network"), global_step=state.get("global_step"),
+    )  # fmt: skip
+    if recorder is not None:
+        names = played.action_meanings or tuple(str(k) for k in range(played.num_actions))
+        trajectories = recorder.finish(played.env_id, protocol, epsilon, names)
+        summary["trajectories"] = str(save_trajectories(args.save_trajectories, trajectories))
     out_dir = args.output_dir or Path(state["path"]).parent.parent / "evaluation"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "episodes.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(("episode", "return", "length"))
-        writer.writerows(
-            zip(range(len(summary["returns"])), summary["returns"], summary["lengths"])
-        )
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    line = f"{env_id} ({protocol} protocol, epsilon {epsilon}): mean {summary['mean_return']:.2f}"
-    line += f" +- {summary['std_return']:.2f}, median {summary['median_return']:.2f}, "
-    line += f"min {summary['min_return']:.2f}, max {summary['max_return']:.2f} over "
-    line += f"{summary['episodes']} episodes"
-    if "human_normalized" in summary:
-        line += (
-            f"; human-normalized {summary['human_normalized']:.3f} ({summary['human_score_set']})"
-        )
-    print(line)
+    write_outputs(out_dir, summary)
+    print(summary_line(summary))
     print(f"summary: {out_dir / 'summary.json'}")
     for path in summary.get("videos", []):
         print(f"video: {path}")
+    if recorder is not None:
+        print(f"trajectories: {summary['trajectories']} ({trajectories.num_steps} steps, "
+              f"{trajectories.num_episodes} episodes)")  # fmt: skip
     return 0
 
 

@@ -1,10 +1,16 @@
-"""Train a supervised baseline (mlp, lenet, nature-cnn on xor, digits, mnist, atari-frames).
+"""Train a supervised baseline (mlp, lenet, nature-cnn on xor, digits, mnist, atari-frames), or
+clone a recorded policy (``--dataset trajectories:PATH``, behaviour cloning).
 
 Writes ``model.pt`` (the state_dict), ``summary.json``, ``confusion_matrix.png`` and
 ``metrics.csv`` into ``--output-dir``; with ``--track`` also logs to Weights & Biases through
-``agents.tracking.Tracker`` (a wandb failure warns once and training goes on).
+``agents.tracking.Tracker`` (a wandb failure warns once and training goes on). A clone is also
+saved as a checkpoint under ``--output-dir/checkpoints/`` that ``scripts.evaluate`` plays.
 
     python -m scripts.train_supervised --dataset digits --model lenet --output-dir runs/digits-lenet
+
+Behaviour cloning of the play saved in t.npz, then playing the clone:
+``--dataset trajectories:t.npz --model nature-cnn --output-dir bc``, then
+``python -m scripts.evaluate bc``.
 """
 
 from __future__ import annotations
@@ -13,18 +19,19 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tyro
 
-from agents.checkpoint import atomic_write
+from agents.checkpoint import atomic_write, save_checkpoint
 from agents.supervised import (
     SupervisedConfig,
     TrainResult,
     check_fits,
+    config_dict,
+    policy_checkpoint_state,
     resolve_config,
     save_model,
     train_classifier,
@@ -34,14 +41,6 @@ from envs.datasets import load_dataset
 from scripts._cli import cli_main
 
 PROG = "train_supervised"
-
-
-def config_dict(config: SupervisedConfig) -> dict[str, object]:
-    """The config as JSON-ready values (paths as strings, tuples as lists)."""
-    return {
-        k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
-        for k, v in asdict(config).items()
-    }
 
 
 def save_confusion_png(
@@ -89,6 +88,12 @@ def summary_of(result: TrainResult) -> dict[str, Any]:
     }
 
 
+def run_label(dataset: str) -> str:
+    """A dataset name fit for a run name: 'trajectories:runs/pong.npz' -> 'trajectories-pong'."""
+    kind, sep, path = dataset.partition(":")
+    return f"{kind}-{Path(path).stem}" if sep else dataset
+
+
 @cli_main(PROG)
 def main(argv: list[str] | None = None) -> int:
     config = tyro.cli(
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["WANDB_MODE"] = "offline"  # no key and no mode chosen: stay off the network
     tracker = Tracker(
         cfg.output_dir, config_dict(cfg), track=cfg.track, mode=cfg.wandb_mode,
-        project=cfg.wandb_project, name=f"{cfg.dataset}-{cfg.model}-seed{cfg.seed}",
+        project=cfg.wandb_project, name=f"{run_label(cfg.dataset)}-{cfg.model}-seed{cfg.seed}",
     )  # fmt: skip
     try:
         result = train_classifier(cfg, dataset, log=tracker.log)
@@ -116,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     title = f"{cfg.dataset} / {cfg.model}: test accuracy {result.test_accuracy:.2%}"
     save_confusion_png(result.confusion, dataset.class_names, out / "confusion_matrix.png", title)
     summary = summary_of(result)
+    if dataset.recording is not None:
+        state = policy_checkpoint_state(result, dataset)
+        path = save_checkpoint(out / "checkpoints", state, result.gradient_steps)
+        summary.update(checkpoint=str(path), recording=dataset.recording)
     text = json.dumps(summary, indent=2) + "\n"
     atomic_write(out / "summary.json", lambda f: f.write(text.encode()))
     tracker.finish({k: summary[k] for k in ("test_accuracy", "train_accuracy", "seconds")})
@@ -124,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         f"train accuracy {result.train_accuracy:.2%}, {result.seconds:.1f} s, "
         f"{result.parameter_count} parameters -> {out}"
     )
+    if "checkpoint" in summary:
+        print(f"policy checkpoint: {summary['checkpoint']} (python -m scripts.evaluate {out})")
     return 0
 
 
