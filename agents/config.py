@@ -210,6 +210,12 @@ def validate(config: TrainConfig) -> None:
             f"--batch-size: {config.batch_size} is larger than --buffer-size {config.buffer_size}; "
             "use a batch no larger than the replay"
         )
+    slots_needed = 4 + config.n_step + 2  # a frame stack, the n-step window, two reset slots
+    if -(-config.buffer_size // config.num_envs) < slots_needed:
+        raise ValueError(
+            f"--buffer-size: {config.buffer_size} is too small for --num-envs {config.num_envs}; "
+            f"use at least {slots_needed * config.num_envs} ({slots_needed} per env)"
+        )
     if config.learning_starts >= config.total_steps:
         raise ValueError(
             f"--learning-starts: {config.learning_starts} is not below --total-steps "

@@ -9,9 +9,13 @@ in-process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -46,3 +50,53 @@ def cli_main(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
         return wrapped
 
     return decorate
+
+
+T = TypeVar("T")
+
+
+def condense_tyro_error(text: str, prog: str) -> str:
+    """tyro's boxed parse error as one line: the message, a suggested flag if any, the help hint.
+
+    The box is a title, the message, then sections (help text, suggestions) between rules."""
+    lines = []  # (is_rule, text)
+    for raw in text.splitlines():
+        core = raw.strip(" \t│╭╮╰╯")
+        if core and set(core) <= set("-─ "):
+            lines.append((True, ""))
+        elif core.strip("─ "):
+            lines.append((False, core.strip("─ ")))
+    if not lines:
+        return f"bad flags (see {prog} --help)"
+    sections, current = [], []
+    for is_rule, line in lines[1:]:  # lines[0] is the title
+        if is_rule:
+            if current:
+                sections.append(current)
+            current = []
+        else:
+            current.append(line)
+    if current:
+        sections.append(current)
+    message = " ".join(sections[0]) if sections else lines[0][1]
+    for section in sections[1:]:
+        if section[0].startswith("Perhaps you meant"):
+            flags = [line.split()[0] for line in section[1:] if line.startswith("--")]
+            if flags:
+                message += f"; did you mean {', '.join(flags[:3])}?"
+    return f"{message} (see {prog} --help)"
+
+
+def tyro_cli(cls: type[T], default: T, args: Sequence[str], prog: str) -> T:
+    """``tyro.cli`` whose parse errors become one ``ValueError`` line (exit 2 via cli_main)."""
+    import tyro
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(cls, default=default, args=list(args), prog=prog)
+    except SystemExit as done:
+        if done.code in (0, None):
+            raise
+        text = re.sub(r"\x1b\[[0-9;]*m", "", captured.getvalue())
+        raise ValueError(condense_tyro_error(text, prog)) from None

@@ -23,13 +23,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import tyro
-
 from agents.config import TrainConfig, config_from_dict
 from agents.loop import NonFiniteLossError, train
 from agents.presets import preset
 from envs.atari import print_games_if_requested
-from scripts._cli import cli_main
+from scripts._cli import cli_main, tyro_cli
 
 PROG = "train"
 # Settings a resumed run may change; anything else would make it a different run.
@@ -53,7 +51,7 @@ def resumed_config(run_dir: str, argv: Sequence[str]) -> TrainConfig:
     except (ValueError, TypeError) as error:
         raise ValueError(f"--resume: {path} cannot be read ({error})") from None
     saved = saved.replace(output_dir=str(run_dir))
-    config = tyro.cli(TrainConfig, default=saved, args=list(argv), prog=PROG)
+    config = tyro_cli(TrainConfig, saved, argv, PROG)
     changed = [
         f.name for f in dataclasses.fields(TrainConfig)
         if getattr(config, f.name) != getattr(saved, f.name) and f.name not in RESUME_CHANGEABLE
@@ -78,7 +76,7 @@ def parse_config(argv: Sequence[str]) -> tuple[TrainConfig, bool]:
     if known.resume is not None:
         return resumed_config(known.resume, without_resume(argv)), True
     base = preset(known.preset)
-    return tyro.cli(TrainConfig, default=base, args=list(argv), prog=PROG), False
+    return tyro_cli(TrainConfig, base, argv, PROG), False
 
 
 def without_resume(argv: Sequence[str]) -> list[str]:

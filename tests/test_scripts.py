@@ -52,29 +52,6 @@ def test_breakout_smoke_train_then_evaluate_and_record(tmp_path, capsys):
     assert "human-normalized" in out
 
 
-BAD_TRAIN = [
-    (["--env", "Pongg"], "Pongg"),
-    (["--preset", "fast-please"], "--preset: unknown preset 'fast-please'"),
-    (["--total-steps", "0"], "--total-steps: 0"),
-    (["--num-envs", "0"], "--num-envs: 0"),
-    (["--batch-size", "64", "--buffer-size", "32"], "--batch-size: 64"),
-    (["--learning-starts", "500", "--total-steps", "400"], "--learning-starts: 500"),
-    (["--learning-rate", "-0.1"], "--learning-rate: -0.1"),
-    (["--gamma", "1.5"], "--gamma: 1.5"),
-    (["--eval-epsilon", "2"], "--eval-epsilon: 2.0"),
-    (["--device", "tpu"], "--device: 'tpu'"),
-]
-
-
-@pytest.mark.parametrize(("args", "message"), BAD_TRAIN)
-def test_train_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
-    rc = train_script.main(["--preset", "smoke", "--env", "CartPole-v1",
-                            "--output-dir", str(tmp_path), *args])  # fmt: skip
-    err = capsys.readouterr().err.strip()
-    assert rc == 2
-    assert len(err.splitlines()) == 1 and message in err
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
