@@ -25,7 +25,7 @@ class TrainConfig:
     """Game (any spelling: Pong, ALE/Pong-v5, PongNoFrameskip-v4), a gymnasium id such as
     CartPole-v1, or a fake env (fake, fake-pixels)."""
     preset: str = "cleanrl"
-    """Named preset the other defaults come from (nature, cleanrl, rainbow, der, cartpole,
+    """Named preset the other defaults come from (nature, cleanrl, fast, rainbow, der, cartpole,
     cartpole-rainbow, smoke)."""
     seed: int = 1
     """Seed for envs, network initialisation, exploration and replay sampling."""
@@ -44,6 +44,18 @@ class TrainConfig:
     torch_threads: int = 0
     """CPU threads for torch: 0 picks 1 for small MLPs (more only adds overhead) and torch's
     default for conv nets."""
+    compile: Literal["auto", "on", "off"] = "auto"
+    """torch.compile the update (loss and backward as one graph): auto = on for conv nets in runs
+    of at least 10,000 updates (enough to repay the compile time), off for MLPs."""
+    cuda_graphs: Literal["auto", "on", "off"] = "auto"
+    """Replay the compiled update as a CUDA graph (torch.compile mode reduce-overhead): auto = on
+    with CUDA and compile."""
+    tf32: Literal["auto", "on", "off"] = "auto"
+    """TensorFloat-32 matmuls and convolutions on CUDA: auto = on (Ampere and newer)."""
+    async_envs: Literal["auto", "on", "off"] = "auto"
+    """Run the gradient updates while the emulators step (ale_py's threaded vector env): auto =
+    on for Atari, off for Python envs, which cannot step in the background. Updates then sample
+    the replay before the step in flight is added to it."""
 
     buffer_size: int = 1_000_000
     """Replay capacity in transitions."""

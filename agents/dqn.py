@@ -132,6 +132,18 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     raise ValueError(f"--optimizer: unknown {config.optimizer!r}; accepted: adam, rmsprop")
 
 
+COMPILE_MIN_UPDATES = 10_000
+
+
+def should_compile(config: TrainConfig, obs_shape: Sequence[int]) -> bool:
+    """``compile=auto``: compile conv-net updates when the run makes enough of them to repay the
+    compile time (about 30 s on a 2-core CPU; it saves about 7 ms per update there)."""
+    if config.compile != "auto":
+        return config.compile == "on"
+    updates = (config.total_steps - config.learning_starts) * config.gradient_steps
+    return len(obs_shape) == 3 and updates / config.train_frequency >= COMPILE_MIN_UPDATES
+
+
 class DQNAgent:
     """Online and target Q-networks, the optimizer and the update rule. Receives its parts."""
 
@@ -142,6 +154,7 @@ class DQNAgent:
         config: TrainConfig,
         device: torch.device,
         generator: torch.Generator | None = None,
+        compile_update: bool = False,
     ) -> None:
         self.online = online
         self.target = copy.deepcopy(online).requires_grad_(False)
@@ -154,6 +167,13 @@ class DQNAgent:
             self.noise_generator = torch.Generator(device=device)
             self.noise_generator.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
         self.updates = 0
+        self.compiled = compile_update
+        self._loss_terms = self._eager_loss_terms
+        if compile_update:
+            graphs = device.type == "cuda" and config.cuda_graphs != "off"
+            # CUDA graphs replay the whole compiled forward and backward in one launch.
+            mode = "reduce-overhead" if graphs else None
+            self._loss_terms = torch.compile(self._eager_loss_terms, mode=mode, dynamic=False)
 
     @classmethod
     def build(
@@ -166,7 +186,12 @@ class DQNAgent:
             online = online.to(memory_format=torch.channels_last)
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
-        return cls(online, build_optimizer(config, online.parameters()), config, device, generator)
+        if device.type == "cuda" and config.tf32 != "off":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        optimizer = build_optimizer(config, online.parameters())
+        compile_update = should_compile(config, obs_shape)
+        return cls(online, optimizer, config, device, generator, compile_update)
 
     @torch.no_grad()
     def act(self, obs, epsilon: float) -> torch.Tensor:
@@ -185,35 +210,32 @@ class DQNAgent:
         if c.noisy:
             reset_noise(self.online, self.noise_generator)
             reset_noise(self.target, self.noise_generator)
-        if c.distributional:
-            per_sample, q_taken = self._distributional_loss(batch)
-            loss = (
-                (per_sample * batch.weights).mean()
-                if batch.weights is not None
-                else per_sample.mean()
-            )
-            priority = per_sample.detach()
-        else:
-            q = self.online(batch.obs)
-            q_taken = q.gather(1, batch.action[:, None]).squeeze(1)
-            with torch.no_grad():
-                next_online = self.online(batch.next_obs) if c.double_dqn else None
-                target = td_target(
-                    batch.reward, batch.discount, self.target(batch.next_obs), next_online
-                )
-            loss, td_error = td_loss(q_taken, target, c.loss, batch.weights)
-            priority = td_error.abs()
+        loss, q_mean, priority = self._loss_terms(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if c.max_grad_norm > 0:
             nn.utils.clip_grad_norm_(self.online.parameters(), c.max_grad_norm)
         self.optimizer.step()
         self.updates += 1
-        return {
-            "losses/td_loss": loss.detach(),
-            "losses/q_values": q_taken.detach().mean(),
-            "td_error": priority,
-        }
+        return {"losses/td_loss": loss.detach(), "losses/q_values": q_mean, "td_error": priority}
+
+    def _eager_loss_terms(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, mean Q of the taken actions, per-sample priority): the part of an update that
+        ``torch.compile`` turns into one graph, backward included."""
+        c = self.config
+        if c.distributional:
+            per_sample, q_taken = self._distributional_loss(batch)
+            weighted = per_sample if batch.weights is None else per_sample * batch.weights
+            return weighted.mean(), q_taken.detach().mean(), per_sample.detach()
+        q = self.online(batch.obs)
+        q_taken = q.gather(1, batch.action[:, None]).squeeze(1)
+        with torch.no_grad():
+            next_online = self.online(batch.next_obs) if c.double_dqn else None
+            target = td_target(
+                batch.reward, batch.discount, self.target(batch.next_obs), next_online
+            )
+        loss, td_error = td_loss(q_taken, target, c.loss, batch.weights)
+        return loss, q_taken.detach().mean(), td_error.abs()
 
     def _distributional_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample cross-entropy between the projected target and the online distribution."""

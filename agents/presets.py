@@ -14,6 +14,13 @@ Preset sources:
 - ``der``: data-efficient Rainbow, van Hasselt et al. 2019 (100k agent steps, an update every step,
   n = 20, target every 2,000 updates, learning starts 1,600, lr 1e-4, noisy sigma0 0.1).
 - ``cartpole-rainbow``: ``cartpole`` with all six components (support [0, 200] for its returns).
+- ``fast``: the fastest wall clock to a good score on one GPU: ``cleanrl``'s replay ratio (one
+  update of 32 per 4 agent steps) spread over 16 envs (4 updates per vector step), every fast-path
+  switch on, and the learning speed-ups that cost nothing per step: Double DQN, 3-step returns
+  (Hessel et al. 2018 found multi-step the most useful single addition early in training),
+  learning from 20k steps, epsilon 1 -> 0.01 over 250k steps, target every 2,000 steps, Huber
+  loss, Adam 1e-4 (eps 1.5e-4), 3M steps, evaluated every 250k steps. Untested against its
+  Pong goal (+19 within 9 minutes) until it runs on a GPU.
 - ``smoke``: tiny sizes for tests and demos; learns nothing worth reporting.
 """
 
@@ -126,6 +133,29 @@ def der() -> TrainConfig:
     )
 
 
+def fast() -> TrainConfig:
+    return TrainConfig(
+        preset="fast",
+        total_steps=3_000_000,
+        num_envs=16,
+        learning_starts=20_000,
+        epsilon_end=0.01,
+        epsilon_decay_steps=250_000,
+        target_update_steps=2_000,
+        n_step=3,
+        double_dqn=True,
+        loss="huber",
+        learning_rate=1e-4,
+        optimizer_eps=1.5e-4,
+        eval_every_steps=250_000,
+        eval_episodes=8,
+        final_eval_episodes=8,
+        checkpoint_every_steps=1_000_000,
+        compile="on",
+        async_envs="on",
+    )
+
+
 def cartpole_rainbow() -> TrainConfig:
     return cartpole().replace(
         preset="cartpole-rainbow",
@@ -146,6 +176,7 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "der": der,
     "cartpole": cartpole,
     "cartpole-rainbow": cartpole_rainbow,
+    "fast": fast,
     "smoke": smoke,
 }
 

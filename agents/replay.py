@@ -210,6 +210,23 @@ class ReplayBuffer:
         return frames.view(*flat.shape, *self._flat_frames.shape[1:])
 
     def _draw(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uniform over sampleable slots, without a host synchronisation: 2B + 16 candidates are
+        drawn and the first B sampleable ones kept (a stable sort puts them first). Unsampleable
+        slots are the few around each cursor and episode ends, so a shortfall needs more than
+        B + 16 of 2B + 16 draws to miss; if it ever happens, valid candidates are reused rather
+        than an invalid one ever returned."""
+        if len(self) < 8 * batch_size + 64:  # a small replay: draw until enough are found
+            return self._draw_exactly(batch_size)
+        n = 2 * batch_size + 16
+        stream = torch.randint(self.num_streams, (n,), device=self.device, generator=self.generator)
+        slot = torch.randint(self.written, (n,), device=self.device, generator=self.generator)
+        keep = self.sampleable(stream, slot)
+        order = torch.argsort((~keep).to(torch.uint8), stable=True)
+        valid = keep.sum().clamp(min=1)
+        pick = order[torch.arange(batch_size, device=self.device) % valid]
+        return stream[pick], slot[pick]
+
+    def _draw_exactly(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         stream_out, slot_out, have = [], [], 0
         for _ in range(1000):
             n = 2 * batch_size + 16

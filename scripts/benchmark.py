@@ -12,6 +12,9 @@ machine it ran on. Suites:
   transition (see `scripts/bench_dqn.py`).
 - `rainbow`: update cost of each Rainbow component relative to plain DQN, and prioritized
   sampling throughput at 1M transitions (see `scripts/bench_rainbow.py`).
+- `all`: env-only, update-only (eager and compiled), replay sampling, end-to-end fast path for
+  N = 1, 4, 8, 16 envs with the update's share of the step time, peak memory, on the training
+  device (see `scripts/bench_all.py`).
 """
 
 from __future__ import annotations
@@ -100,10 +103,17 @@ def rainbow_suite(steps: int | None = None) -> Results:
     return run(steps)
 
 
+def all_suite(steps: int | None = None) -> Results:
+    from scripts.bench_all import all_suite as run
+
+    return run(steps)
+
+
 SUITES: dict[str, Callable[[int | None], Results]] = {
     "envs": envs_suite,
     "dqn": dqn_suite,
     "rainbow": rainbow_suite,
+    "all": all_suite,
 }
 
 

@@ -1,0 +1,245 @@
+"""The pieces of a training run around its loop: devices, the replay it needs, the output
+directory, and the run's whole state as a checkpoint (saved and restored for ``--resume``).
+
+A checkpoint holds everything that decides what the run does next: weights, target, optimizer,
+every random generator (torch's, the agent's exploration and noise generators, Python's), the
+counters and schedule positions of the loop, the envs' current observations and, when the envs are
+Python objects, their state (``envs.state``), so a resumed run continues bit for bit. The replay is
+saved next to the checkpoint with ``save_replay`` (``agents.replay_io``); only the newest
+checkpoint keeps one, since each is as large as the replay.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from agents.checkpoint import atomic_write, config_to_dict, save_checkpoint
+from agents.config import TrainConfig
+from agents.evaluation import record_video
+from agents.prioritized import PrioritizedReplay, PrioritizedSampler
+from agents.replay import ReplayBuffer
+from agents.replay_io import load_replay, save_replay
+from agents.tracking import warn
+from envs.state import env_state, restore_env_state
+
+if TYPE_CHECKING:
+    from agents.loop import Trainer
+
+
+SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss or parameter."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device: {name!r} was asked for but CUDA is not available; use cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def check_output_dir(path: Path) -> None:
+    """Refuse an output directory that cannot be created or written, before any work starts."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(
+            f"--output-dir: {str(path)!r} cannot be written ({error.strerror or error}); "
+            "give a writable directory"
+        ) from None
+
+
+def new_run_id() -> str:
+    """A random wandb-style run id (from the OS, so it does not touch the seeded generators)."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(alphabet[b % len(alphabet)] for b in os.urandom(8))
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """JSON written atomically."""
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def make_replay(
+    config: TrainConfig, envs, device: torch.device
+) -> ReplayBuffer | PrioritizedReplay:
+    """The replay the config asks for, shaped for ``envs``, on the replay device."""
+    space = envs.single_observation_space
+    frame_shape = space.shape[1:] if envs.frame_stack > 1 else space.shape
+    replay_device = device if config.replay_device == "auto" else torch.device(config.replay_device)
+    replay = ReplayBuffer(
+        capacity=config.buffer_size, num_streams=envs.num_envs, frame_shape=tuple(frame_shape),
+        frame_dtype=torch.uint8 if space.dtype == np.uint8 else torch.float32,
+        frame_stack=envs.frame_stack, stack_padding=envs.stack_padding or "zero",
+        n_step=config.n_step, gamma=config.gamma, device=replay_device, seed=config.seed,
+    )  # fmt: skip
+    if not config.prioritized:
+        return replay
+    sampler = PrioritizedSampler(
+        replay.num_streams * replay.slots, alpha=config.priority_alpha,
+        beta_start=config.priority_beta_start, beta_end=1.0, beta_steps=config.total_steps,
+        device=replay.device,
+    )  # fmt: skip
+    return PrioritizedReplay(replay, sampler)
+
+
+# Loop counters saved as they are (``next_eval`` may be infinite: saved as None).
+COUNTERS = ("global_step", "updates_due", "next_target_sync", "next_log", "next_checkpoint",
+            "refill_until", "solved_at")  # fmt: skip
+
+
+def trainer_state(t: Trainer) -> dict[str, Any]:
+    """Everything a resumed run needs, as tensors and plain types (``weights_only`` loadable)."""
+    agent = t.agent
+    noise = agent.noise_generator
+    return {
+        "config": config_to_dict(t.config), "env_id": t.config.env,
+        "obs_shape": list(t.obs_shape), "num_actions": t.num_actions,
+        "model": agent.online.state_dict(), "target": agent.target.state_dict(),
+        "optimizer": agent.optimizer.state_dict(), "updates": agent.updates,
+        "epsilon": t.epsilon(), "run_id": t.run_id,
+        "torch_rng": torch.get_rng_state(), "agent_rng": agent.generator.get_state(),
+        "noise_rng": None if noise is None else noise.get_state(),
+        "python_rng": random.getstate(),
+        **{name: getattr(t, name) for name in COUNTERS},
+        "next_eval": None if math.isinf(t.next_eval) else t.next_eval,
+        "recent_returns": list(t.recent_returns),
+        "obs": None if t.obs is None else torch.from_numpy(np.array(t.obs)),
+        "env_state": None if t.obs is None else env_state(t.envs),
+    }  # fmt: skip
+
+
+def restore_trainer(t: Trainer, state: dict[str, Any]) -> None:
+    """Put a freshly built trainer where the checkpoint ``state`` of the same run left off."""
+    agent = t.agent
+    agent.online.load_state_dict(state["model"])
+    agent.target.load_state_dict(state["target"])
+    agent.optimizer.load_state_dict(state["optimizer"])
+    agent.updates = state["updates"]
+    for name in COUNTERS:
+        setattr(t, name, state[name])
+    t.next_eval = math.inf if state["next_eval"] is None else state["next_eval"]
+    t.recent_returns.extend(state["recent_returns"])
+    torch.set_rng_state(state["torch_rng"])
+    agent.generator.set_state(state["agent_rng"])
+    if state["noise_rng"] is not None and agent.noise_generator is not None:
+        agent.noise_generator.set_state(state["noise_rng"])
+    random.setstate(state["python_rng"])
+    t.last_checkpoint = (t.global_step, Path(state["path"]))
+    directory = Path(state["path"]).parent
+    replay_dir = state.get("replay")
+    if replay_dir and (directory / replay_dir).is_dir():
+        load_replay(t.replay, directory / replay_dir)
+    else:
+        if replay_dir:
+            warn(f"the saved replay {directory / replay_dir} is missing; refilling the replay")
+        t.refill_until = t.global_step + t.config.learning_starts
+    if state["env_state"] is not None and t.replay.started:
+        restore_env_state(t.envs, state["env_state"])
+        t.obs = state["obs"].numpy()
+
+
+def check_finite(t: Trainer) -> None:
+    """Stop with a message naming the step if any network parameter is NaN or infinite."""
+    largest = [p.detach().abs().amax() for p in t.agent.online.parameters()]
+    if not bool(torch.isfinite(torch.stack(largest)).all()):
+        raise NonFiniteLossError(
+            f"network parameters became NaN or infinite by global step {t.global_step}; stopping "
+            f"(the newest checkpoint in {t.output_dir / 'checkpoints'} is from before it)"
+        )
+
+
+def write_checkpoint(t: Trainer) -> Path:
+    """Save the run (and its replay with ``save_replay``); never a non-finite network."""
+    if t.last_checkpoint is not None and t.last_checkpoint[0] == t.global_step:
+        return t.last_checkpoint[1]
+    check_finite(t)
+    directory = t.output_dir / "checkpoints"
+    state = trainer_state(t)
+    if t.config.save_replay:
+        for stale in directory.glob(".replay_*.tmp"):  # left by a run that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        state["replay"] = f"replay_{t.global_step:012d}"
+        save_replay(t.replay, directory / state["replay"])
+    path = save_checkpoint(directory, state, t.global_step, t.config.keep_checkpoints)
+    if t.config.save_replay:  # only the newest checkpoint keeps its replay
+        for old in directory.glob("replay_*"):
+            if old.name != state["replay"]:
+                shutil.rmtree(old, ignore_errors=True)
+    t.last_checkpoint = (t.global_step, path)
+    return path
+
+
+def stop_summary(t: Trainer, sps: float) -> dict[str, Any]:
+    """End of a run stopped by a signal: checkpoint written; summary and metrics flushed."""
+    name = signal.Signals(t.stop_signal).name
+    summary = {
+        "env": t.config.env, "preset": t.config.preset, "seed": t.config.seed,
+        "global_step": t.global_step, "updates": t.agent.updates, "sps": sps,
+        "stopped_by": name, "exit_code": SIGNAL_EXIT_CODES[t.stop_signal],
+        "checkpoint": str(t.last_checkpoint[1]) if t.last_checkpoint else None,
+    }  # fmt: skip
+    write_json(t.output_dir / "summary.json", summary)
+    t.tracker.finish(summary)
+    return summary
+
+
+def final_summary(t: Trainer, sps: float) -> dict[str, Any]:
+    """End of a run: the final evaluation (unless one of these weights was just made), the video,
+    summary.json and the tracker's summary."""
+    c = t.config
+    summary: dict[str, Any] = {
+        "env": c.env, "preset": c.preset, "protocol": c.protocol, "seed": c.seed,
+        "global_step": t.global_step, "updates": t.agent.updates, "sps": sps,
+        "learning_sps": t.learning_sps,
+        "solved_at_step": t.solved_at,
+    }  # fmt: skip
+    fresh = t.last_eval is not None and t.last_eval_step == t.global_step
+    if fresh and (t.solved_at is not None or t.last_eval["episodes"] >= c.final_eval_episodes):
+        final = t.last_eval  # an evaluation of these same weights was just made
+    elif c.final_eval_episodes > 0:
+        final = t.run_evaluation(c.final_eval_episodes)
+    else:
+        final = None
+    if final is not None:
+        summary.update(
+            eval_mean_return=final["mean_return"], eval_std_return=final["std_return"],
+            eval_median_return=final["median_return"], eval_episodes=final["episodes"],
+            eval_returns=final["returns"], eval_epsilon=c.eval_epsilon,
+        )  # fmt: skip
+        if "human_normalized" in final:
+            summary["eval_human_normalized"] = final["human_normalized"]
+            summary["human_score_set"] = final["human_score_set"]
+    if c.record_video:
+        t.agent.online.eval()  # as in evaluation: noisy layers use their mean weights
+        video = record_video(t.agent, c.env, t.output_dir / "videos" / "final.mp4",
+                             c.eval_epsilon, c.protocol, seed=c.seed + 20_000)  # fmt: skip
+        t.agent.online.train()
+        if video is not None:
+            summary["video"] = video["path"]
+            t.tracker.log_video(video["path"], t.global_step)
+    write_json(t.output_dir / "summary.json", summary)
+    t.tracker.finish(summary)
+    return summary

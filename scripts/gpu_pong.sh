@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Pong with the `fast` preset on a GPU machine within a wall-clock budget (default 450 s of
+# training, about 9 minutes in all): prints the evaluation returns against wall-clock seconds,
+# then exports the final agent (half-precision weights, a few MB) with its measured score to
+# $OUT/pong.safetensors + $OUT/pong.json, and copies metrics.csv and summary.json to $OUT.
+# At the budget the run gets SIGINT: it checkpoints and exits 130 (see scripts/train.py).
+#
+#   here, once:  ../shared/tools/gpu-wheels tqdm safetensors
+#   device run:  bash scripts/gpu_pong.sh        (carry: [".whl"])
+# Locally (CPU, tiny budget, as the tests do):  PY=.venv/bin/python PONG_SECONDS=20 \
+#   PONG_FLAGS="--num-envs 2 --learning-starts 200 --buffer-size 5000 --eval-every-steps 400 \
+#   --eval-episodes 1 --compile off" EXPORT_EPISODES=1 OUT=/tmp/gp bash scripts/gpu_pong.sh
+set -uo pipefail
+PY=${PY:-python3}
+OUT=${OUT:-runs/gpu}
+PONG_SECONDS=${PONG_SECONDS:-450}
+RUN=${RUN:-/tmp/pong-fast}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 WANDB_MODE=disabled
+if [ -d .whl ] && [ -z "${SKIP_WHEELS:-}" ]; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+rm -rf "$RUN"
+# shellcheck disable=SC2086  # PONG_FLAGS is a list of flags
+timeout --preserve-status -s INT "$PONG_SECONDS" "$PY" -m scripts.train --env Pong --preset fast \
+  --output-dir "$RUN" --no-progress --no-record-video --keep-checkpoints 1 \
+  --stop-at-return 19 ${PONG_FLAGS:-}
+code=$?
+echo "train exit code $code (130: stopped at the ${PONG_SECONDS} s budget)"
+if [ "$code" -ne 0 ] && [ "$code" -ne 130 ]; then exit "$code"; fi
+"$PY" - "$RUN/metrics.csv" <<'PYEOF'
+import csv, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["metric"] == "eval/mean_return"]
+print("evaluation returns (agent steps, wall-clock seconds, mean return):")
+for r in rows:
+    print(f"  {int(r['global_step']):>9}  {float(r['wall_seconds']):7.1f} s  {float(r['value']):+.2f}")
+PYEOF
+cp "$RUN/metrics.csv" "$RUN/summary.json" "$OUT/" 2>/dev/null
+"$PY" -m scripts.export_pretrained "$RUN" --name pong --output-dir "$OUT" \
+  --episodes "${EXPORT_EPISODES:-10}"

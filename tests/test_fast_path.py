@@ -1,0 +1,108 @@
+"""The fast path computes what the plain path computes: compiled vs eager update on the same
+batch, overlapped vs sequential env stepping, and the synchronisation-free replay draw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from agents.config import TrainConfig
+from agents.dqn import DQNAgent, should_compile
+from agents.loop import Trainer
+from agents.presets import preset
+from agents.replay import ReplayBuffer
+
+
+def pixel_batch(seed: int = 0):
+    replay = ReplayBuffer(3_000, 2, (84, 84), frame_stack=4, n_step=3, seed=seed)
+    rng = np.random.default_rng(seed)
+    replay.start(rng.integers(0, 255, (2, 4, 84, 84), dtype=np.uint8))
+    for t in range(600):
+        obs = rng.integers(0, 255, (2, 4, 84, 84), dtype=np.uint8)
+        done = np.array([t % 50 == 49, t % 70 == 69])
+        replay.add(rng.integers(4, size=2), rng.normal(size=2), done, np.zeros(2, bool), obs,
+                   done, obs)  # fmt: skip
+    return replay.sample(32)
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        {},
+        pytest.param(
+            {"double_dqn": True, "dueling": True, "distributional": True, "noisy": True},
+            marks=pytest.mark.slow,
+        ),
+    ],
+    ids=["dqn", "rainbow-heads"],
+)
+def test_compiled_update_matches_the_eager_update_on_the_same_batch(switches):
+    torch.set_num_threads(1)
+    batch = pixel_batch()
+    agents = []
+    for mode in ("off", "on"):
+        config = preset("cleanrl").replace(compile=mode, **switches)
+        agents.append(DQNAgent.build(config, (4, 84, 84), 4, torch.device("cpu"), seed=3))
+    eager, compiled = agents
+    assert not eager.compiled and compiled.compiled
+    for _ in range(3):
+        a, b = eager.update(batch), compiled.update(batch)
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    for p, q in zip(eager.online.parameters(), compiled.online.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+    assert eager.updates == compiled.updates == 3
+
+
+def test_compile_auto_needs_a_conv_net_and_enough_updates():
+    long_run = TrainConfig(total_steps=200_000, learning_starts=80_000)  # 30,000 updates
+    assert should_compile(long_run, (4, 84, 84))
+    assert not should_compile(long_run, (4,))  # MLP: compile time outweighs the gain
+    assert not should_compile(long_run.replace(total_steps=100_000), (4, 84, 84))  # 5,000
+    assert should_compile(long_run.replace(compile="on", total_steps=90_000), (4,))
+    assert not should_compile(long_run.replace(compile="off"), (4, 84, 84))
+
+
+def run_fake(tmp_path, async_envs: str) -> Trainer:
+    config = preset("smoke").replace(
+        env="fake", num_envs=2, total_steps=600, learning_starts=100, buffer_size=2_000,
+        epsilon_start=1.0, epsilon_end=1.0, eval_every_steps=0, final_eval_episodes=0,
+        record_video=False, progress=False, async_envs=async_envs, compile="off",
+        output_dir=str(tmp_path / async_envs),
+    )  # fmt: skip
+    trainer = Trainer(config)
+    trainer.run()
+    return trainer
+
+
+def test_overlapped_stepping_stores_the_same_transitions_and_makes_the_same_updates(tmp_path):
+    plain, overlapped = run_fake(tmp_path, "off"), run_fake(tmp_path, "on")
+    assert not plain.overlap and overlapped.overlap
+    assert plain.agent.updates == overlapped.agent.updates == (600 - 100) // 4
+    for name in ("frames", "action", "reward", "terminated", "truncated", "first", "complete"):
+        assert torch.equal(getattr(plain.replay, name), getattr(overlapped.replay, name)), name
+
+
+def test_synchronisation_free_draw_returns_only_sampleable_transitions_uniformly():
+    replay = ReplayBuffer(4_000, 2, (3, 3), frame_stack=4, n_step=3, seed=0)
+    rng = np.random.default_rng(1)
+    replay.start(rng.integers(0, 255, (2, 4, 3, 3), dtype=np.uint8))
+    for t in range(2_500):  # wraps the rings: the window around each cursor is unsampleable
+        obs = rng.integers(0, 255, (2, 4, 3, 3), dtype=np.uint8)
+        done = np.array([t % 37 == 36, t % 41 == 40])
+        replay.add(rng.integers(4, size=2), np.ones(2), done, np.zeros(2, bool), obs, done, obs)
+    assert len(replay) >= 8 * 32 + 64  # the sampling path without host synchronisation
+    counts = torch.zeros(2, replay.slots)
+    for _ in range(300):
+        stream, slot = replay._draw(32)
+        assert bool(replay.sampleable(stream, slot).all())
+        counts.index_put_((stream, slot), torch.ones(32), accumulate=True)
+    valid = replay.sampleable(
+        torch.arange(2).repeat_interleave(replay.slots), torch.arange(replay.slots).repeat(2)
+    ).view(2, replay.slots)
+    assert counts[~valid].sum() == 0
+    expected = 300 * 32 / valid.sum()
+    assert abs(counts[0].sum() / counts.sum() - 0.5) < 0.03  # both streams equally
+    assert counts[valid].mean() == pytest.approx(float(expected), rel=1e-6)
+    assert counts[valid].std() < 2.5 * float(expected) ** 0.5  # about Poisson around the mean
