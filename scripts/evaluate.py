@@ -2,6 +2,9 @@
 
 CHECKPOINT is a checkpoint file or a run directory (its newest checkpoint is used): a DQN run, or
 a behaviour-cloning classifier from ``scripts.train_supervised --dataset trajectories:PATH``.
+``--pretrained NAME`` plays a shipped agent instead (``agents/pretrained/``, or the path of a
+``.safetensors``/``.json`` pair written by ``scripts.export_pretrained``); every other flag works
+the same, and the summary goes to ``runs/pretrained/NAME/evaluation`` unless ``--output-dir``.
 
 - ``--protocol nature`` (Mnih et al. 2015: up to 30 no-op starts, epsilon 0.05) or ``machado``
   (Machado et al. 2018: sticky actions 0.25, no no-ops, epsilon 0.001); both cap an episode at
@@ -43,6 +46,7 @@ from agents.evaluation import (
     summarize_returns,
 )
 from agents.loop import resolve_device
+from agents.pretrained import load_pretrained
 from envs.atari import (
     FRAME_SKIP,
     get_protocol,
@@ -59,7 +63,11 @@ PROG = "evaluate"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", help="checkpoint file, or a run directory")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="checkpoint file, or a run directory (or give --pretrained)")  # fmt: skip
+    p.add_argument("--pretrained", default=None, metavar="NAME",
+                   help="a shipped agent (agents/pretrained/), or a path to a .safetensors/.json "
+                   "pair")  # fmt: skip
     p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
     p.add_argument("--epsilon", type=float, default=None,
                    help="default: the protocol's (nature 0.05, machado 0.001) with --protocol, "
@@ -81,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args: argparse.Namespace) -> None:
+    if (args.checkpoint is None) == (args.pretrained is None):
+        given = "both" if args.pretrained is not None else "neither"
+        raise ValueError(
+            f"give either CHECKPOINT (a checkpoint file or run directory) or --pretrained NAME; "
+            f"got {given}"
+        )
     if args.episodes < 1:
         raise ValueError(f"--episodes: {args.episodes} is not accepted; use an integer >= 1")
     if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
@@ -149,6 +163,14 @@ def write_outputs(out_dir: Path, summary: dict) -> None:
     atomic_write(out_dir / "summary.json", lambda f: f.write(text.encode()))
 
 
+def default_output_dir(state: dict) -> Path:
+    """``evaluation`` beside a run's checkpoints folder; ``runs/pretrained/NAME/evaluation`` for a
+    shipped agent (never inside the package)."""
+    if "pretrained" in state:
+        return Path("runs") / "pretrained" / Path(state["path"]).stem / "evaluation"
+    return Path(state["path"]).parent.parent / "evaluation"
+
+
 def summary_line(summary: dict) -> str:
     line = f"{summary['env']} ({summary['protocol']} protocol, epsilon {summary['epsilon']}): "
     line += f"mean {summary['mean_return']:.2f} +- {summary['std_return']:.2f}, "
@@ -168,7 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
     device = resolve_device(args.device)
-    state = load_checkpoint(args.checkpoint, map_location=device)
+    if args.pretrained is not None:
+        state = load_pretrained(args.pretrained, device)
+    else:
+        state = load_checkpoint(args.checkpoint, map_location=device)
     config = state["config"]
     trained = checkpoint_interface(state)
     played, table, warning = trained, None, None
@@ -198,12 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         noop_max=spec.noop_max, repeat_action_probability=spec.repeat_action_probability,
         max_episode_frames=args.max_episode_frames, checkpoint=state["path"],
         checkpoint_kind=state.get("kind", "q-network"), global_step=state.get("global_step"),
+        pretrained=state["pretrained"]["name"] if "pretrained" in state else None,
     )  # fmt: skip
     if recorder is not None:
         names = played.action_meanings or tuple(str(k) for k in range(played.num_actions))
         trajectories = recorder.finish(played.env_id, protocol, epsilon, names)
         summary["trajectories"] = str(save_trajectories(args.save_trajectories, trajectories))
-    out_dir = args.output_dir or Path(state["path"]).parent.parent / "evaluation"
+    out_dir = args.output_dir or default_output_dir(state)
     write_outputs(out_dir, summary)
     print(summary_line(summary))
     print(f"summary: {out_dir / 'summary.json'}")

@@ -1,0 +1,105 @@
+"""Export a trained agent to ship: ``python -m scripts.export_pretrained runs/pong --name pong``.
+
+CHECKPOINT is a checkpoint file or a run directory (its newest checkpoint is used). The acting
+network is evaluated twice under the run's protocol and eval epsilon with the same seeds: as
+float32 and rounded to float16. The float16 weights are kept unless the mean return moves by more
+than the tolerance (``agents.pretrained.score_tolerance``); then float32 is written and the reason
+printed. ``--full-precision`` skips the float16 trial. Writes ``NAME.safetensors`` and
+``NAME.json`` (``agents.pretrained``) into ``--output-dir`` (the package's ``agents/pretrained``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agents.checkpoint import load_checkpoint
+from agents.evaluation import agent_policy, evaluate, load_policy
+from agents.loop import resolve_device
+from agents.pretrained import (
+    PRETRAINED_DIR,
+    check_name,
+    fits_float16,
+    half_precision_verdict,
+    half_rounded,
+    recorded_evaluation,
+    save_pretrained,
+)
+from envs.atari import FRAME_SKIP
+from scripts._cli import cli_main
+from scripts.evaluate import default_epsilon
+
+PROG = "export_pretrained"
+MAX_EPISODE_FRAMES = 108_000  # the protocols' 30-minute cap, as scripts/evaluate.py plays
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", help="checkpoint file, or a run directory")
+    p.add_argument("--name", required=True, help="agent name: the files' stem (e.g. pong)")
+    p.add_argument("--output-dir", type=Path, default=PRETRAINED_DIR,
+                   help="where the pair goes (default: agents/pretrained)")  # fmt: skip
+    p.add_argument("--episodes", type=int, default=30, help="evaluation episodes (default 30)")
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
+    p.add_argument("--full-precision", action="store_true", help="write float32, no fp16 trial")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    return p
+
+
+def score(state: dict[str, Any], model: dict, args: argparse.Namespace, device) -> dict[str, Any]:
+    """Evaluate ``model`` in place of the checkpoint's weights, as ``scripts/evaluate.py`` would
+    with the same seed and episodes (so ``evaluate.py --pretrained`` repeats it exactly)."""
+    config = state["config"]
+    policy = load_policy({**state, "model": model}, device, seed=args.seed)
+    return evaluate(
+        agent_policy(policy), state["env_id"], args.episodes, default_epsilon(None, config),
+        config.get("protocol", "nature"), args.seed,
+        max_steps_per_episode=MAX_EPISODE_FRAMES // FRAME_SKIP + 100,
+        max_episode_frames=MAX_EPISODE_FRAMES,
+    )  # fmt: skip
+
+
+def score_line(label: str, summary: dict[str, Any]) -> str:
+    line = f"{label}: mean {summary['mean_return']:.2f} +- {summary['std_return']:.2f} over "
+    line += f"{summary['episodes']} episodes ({summary['protocol']} protocol, epsilon "
+    line += f"{summary['epsilon']})"
+    if summary.get("human_normalized") is not None:
+        line += f"; human-normalized {summary['human_normalized']:.3f}"
+    return line
+
+
+@cli_main(PROG)
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.episodes < 1:
+        raise ValueError(f"--episodes: {args.episodes} is not accepted; use an integer >= 1")
+    check_name(args.name)
+    device = resolve_device(args.device)
+    state = load_checkpoint(args.checkpoint, map_location=device)
+    full = score(state, state["model"], args, device)
+    print(score_line("float32 weights", full))
+    if args.full_precision:
+        half, chosen, reason = False, full, "--full-precision"
+    elif not fits_float16(state["model"]):
+        half, chosen, reason = False, full, "weights exceed float16's range (65504)"
+    else:
+        rounded = score(state, half_rounded(state["model"]), args, device)
+        print(score_line("float16 weights", rounded))
+        half, reason = half_precision_verdict(full, rounded)
+        chosen = rounded if half else full
+    print(f"writing {'float16' if half else 'float32'}: {reason}")
+    weights = save_pretrained(
+        state, args.output_dir, args.name, half, recorded_evaluation(chosen, args.seed)
+    )
+    meta = weights.with_suffix(".json")
+    print(f"{weights}: {weights.stat().st_size:,} bytes")
+    print(f"{meta}: {meta.stat().st_size:,} bytes")
+    print(f"source {state['path']}: {Path(state['path']).stat().st_size:,} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""Shipped agents (agents/pretrained.py, scripts/export_pretrained.py, evaluate.py --pretrained):
+a DQN trained for 400 steps on fake-pixels is exported, loaded and replayed; every agent shipped
+in agents/pretrained/ reproduces its recorded score."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agents.checkpoint import load_checkpoint
+from agents.evaluation import agent_policy, evaluate, load_policy
+from agents.loop import train
+from agents.presets import preset
+from agents.pretrained import (
+    PRETRAINED_DIR,
+    half_precision_verdict,
+    list_pretrained,
+    load_pretrained,
+    save_pretrained,
+    score_tolerance,
+)
+from agents.supervised import build_classifier
+from envs.atari import is_atari_game
+from scripts import evaluate as evaluate_script
+from scripts import export_pretrained
+
+EPISODES, SEED = 16, 3
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A run directory with one checkpoint: 400 agent steps of the smoke preset on fake-pixels."""
+    out = tmp_path_factory.mktemp("run")
+    config = preset("smoke").replace(
+        env="fake-pixels", total_steps=400, buffer_size=400, learning_starts=100,
+        target_update_steps=100, epsilon_decay_steps=200, learning_rate=2.5e-4, gamma=0.0,
+        final_eval_episodes=0, checkpoint_every_steps=400, record_video=False, progress=False,
+        torch_threads=1, output_dir=str(out),
+    )  # fmt: skip
+    train(config)
+    return out
+
+
+def export(run: Path, out: Path, *args: str) -> tuple[int, str]:
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        rc = export_pretrained.main(
+            [str(run), "--output-dir", str(out), "--episodes", str(EPISODES), "--seed", str(SEED),
+             "--device", "cpu", *args]
+        )  # fmt: skip
+    return rc, stdout.getvalue()
+
+
+@pytest.fixture(scope="module")
+def exported(run, tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("pretrained")
+    rc, stdout = export(run, out, "--name", "tiny")
+    assert rc == 0
+    return out / "tiny.safetensors", stdout
+
+
+def checkpoint_model(run: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run)["model"]
+
+
+def replay_check(state: dict) -> dict:
+    """The short re-evaluation a shipped agent must pass: its recorded protocol, epsilon and
+    seed, ``check_episodes`` episodes."""
+    ev = state["pretrained"]["evaluation"]
+    policy = agent_policy(load_policy(state, torch.device("cpu"), seed=ev["seed"]))
+    return evaluate(
+        policy, state["env_id"], ev["check_episodes"], ev["epsilon"], ev["protocol"], ev["seed"],
+        max_steps_per_episode=ev["max_episode_frames"] // 4 + 100,
+        max_episode_frames=ev["max_episode_frames"],
+    )  # fmt: skip
+
+
+# --- export --------------------------------------------------------------------------------------
+
+
+def test_export_writes_a_small_float16_pair_with_its_measured_score(run, exported):
+    weights, stdout = exported
+    model = checkpoint_model(run)
+    params = sum(t.numel() for t in model.values())
+    assert params == 1_685_154  # Nature CNN, 512 hidden, 2 actions
+    # 2 bytes per parameter plus the JSON header (names, dtypes, shapes, offsets: < 256 B each)
+    size = weights.stat().st_size
+    assert 2 * params < size <= 2 * params + 8 + 256 * len(model)
+    checkpoint = Path(load_checkpoint(run)["path"]).stat().st_size
+    assert size < checkpoint / 7  # online + target + Adam's two moments in float32: 8x
+
+    meta = json.loads(weights.with_suffix(".json").read_text())
+    config = load_checkpoint(run)["config"]
+    assert (meta["format_version"], meta["name"], meta["kind"]) == (1, "tiny", "q-network")
+    assert (meta["env_id"], meta["protocol"], meta["dtype"]) == ("fake-pixels", "nature", "float16")
+    assert (meta["obs_shape"], meta["num_actions"], meta["global_step"]) == ([4, 84, 84], 2, 400)
+    assert meta["config"] == config and meta["parameters"] == params
+    assert meta["tensors"] == {k: list(t.shape) for k, t in model.items()}
+    assert meta["source_checkpoint"] == "step_000000000400.pt"
+    ev = meta["evaluation"]
+    returns = np.array(ev["returns"])
+    assert len(returns) == ev["episodes"] == EPISODES and ev["seed"] == SEED
+    assert (ev["epsilon"], ev["protocol"], ev["max_episode_frames"]) == (0.05, "nature", 108_000)
+    assert np.all((returns >= 0) & (returns <= 8))  # 8 steps of reward 0 or 1
+    assert ev["mean_return"] == pytest.approx(returns.mean())
+    assert ev["std_return"] == pytest.approx(returns.std())
+    assert (ev["median_return"], ev["min_return"], ev["max_return"]) == (
+        np.median(returns), returns.min(), returns.max())  # fmt: skip
+    assert ev["human_normalized"] is None and ev["human_score_set"] is None  # no human score
+    assert ev["check_episodes"] == 8
+    expected = max(3 * returns.std() * math.sqrt(1 / 8 + 1 / EPISODES), 1.0)
+    assert (
+        ev["tolerance"] == pytest.approx(expected) and "3 standard errors" in ev["tolerance_rule"]
+    )
+    assert "float32 weights: mean" in stdout and "float16 weights: mean" in stdout
+    assert "writing float16: mean return changed by" in stdout
+    assert f"tiny.safetensors: {size:,} bytes" in stdout
+
+
+def test_the_safetensors_file_holds_raw_float16_tensors_and_no_pickle(run, exported):
+    weights, _ = exported
+    data = weights.read_bytes()
+    header_bytes = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + header_bytes])  # the whole header is JSON
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    assert {v["dtype"] for v in tensors.values()} == {"F16"}
+    payload = sum(math.prod(v["shape"]) * 2 for v in tensors.values())
+    assert 8 + header_bytes + payload == len(data)  # nothing else in the file
+    loaded = load_file(weights)  # safetensors' own reader: tensors only
+    assert set(loaded) == set(tensors) == set(checkpoint_model(run))
+    assert all(t.dtype == torch.float16 for t in loaded.values())
+
+
+def test_load_pretrained_gives_the_float16_rounded_weights_as_float32(run, exported):
+    weights, _ = exported
+    original = checkpoint_model(run)
+    state = load_pretrained(weights)
+    assert set(state["model"]) == set(original)
+    for key, tensor in state["model"].items():
+        assert tensor.dtype == torch.float32
+        assert torch.equal(tensor, original[key].half().float()), key
+    # rounding to float16 changed the weights, each by at most half a unit in the last place
+    # (11 significant bits: relative error <= 2**-11 for normal numbers)
+    error = torch.cat([(state["model"][k] - t).abs().flatten() for k, t in original.items()])
+    scale = torch.cat([t.abs().flatten() for t in original.values()])
+    assert error.max() > 0 and bool((error <= scale * 2**-11 + 2**-25).all())
+    assert state["env_id"] == "fake-pixels" and state["num_actions"] == 2
+    assert state["obs_shape"] == [4, 84, 84]
+    assert state["kind"] == "q-network" and state["global_step"] == 400
+    assert load_pretrained(weights.with_suffix(".json"))["path"] == str(weights)
+
+
+def test_evaluate_pretrained_reproduces_the_recorded_score(exported, tmp_path, capsys, monkeypatch):
+    weights, _ = exported
+    ev = json.loads(weights.with_suffix(".json").read_text())["evaluation"]
+    rc = evaluate_script.main(
+        ["--pretrained", str(weights), "--episodes", str(EPISODES), "--seed", str(SEED),
+         "--output-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert rc == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert abs(summary["mean_return"] - ev["mean_return"]) <= ev["tolerance"]
+    assert summary["returns"] == ev["returns"]  # same seeds, same device: the same episodes
+    assert summary["pretrained"] == "tiny" and summary["checkpoint"] == str(weights)
+    assert (summary["protocol"], summary["epsilon"]) == ("nature", 0.05)
+    assert "fake-pixels (nature protocol, epsilon 0.05)" in capsys.readouterr().out
+    check = replay_check(load_pretrained(weights))  # the short check of shipped agents
+    assert check["episodes"] == 8
+    assert abs(check["mean_return"] - ev["mean_return"]) <= ev["tolerance"]
+    monkeypatch.chdir(tmp_path)  # without --output-dir: under runs/, never inside the package
+    assert evaluate_script.main(["--pretrained", str(weights), "--episodes", "2"]) == 0
+    assert (
+        json.loads(Path("runs/pretrained/tiny/evaluation/summary.json").read_text())["episodes"]
+        == 2
+    )
+
+
+def test_full_precision_writes_the_exact_float32_weights(run, tmp_path):
+    rc, stdout = export(run, tmp_path, "--name", "tiny32", "--full-precision")
+    assert rc == 0 and "writing float32: --full-precision" in stdout
+    assert "float16 weights" not in stdout  # no half-precision trial
+    model = checkpoint_model(run)
+    params = sum(t.numel() for t in model.values())
+    size = (tmp_path / "tiny32.safetensors").stat().st_size
+    assert 4 * params < size <= 4 * params + 8 + 256 * len(model)
+    state = load_pretrained(tmp_path / "tiny32.safetensors")
+    assert state["pretrained"]["dtype"] == "float32"
+    assert all(torch.equal(state["model"][k], t) for k, t in model.items())
+
+
+def test_a_score_changed_by_half_precision_keeps_float32(run, tmp_path, monkeypatch):
+    # stand-in for weights float16 cannot hold: all zeros make every Q-value 0, so action 0 always
+    zeros = lambda model: {k: torch.zeros_like(t) for k, t in model.items()}  # noqa: E731
+    monkeypatch.setattr(export_pretrained, "half_rounded", zeros)
+    rc, stdout = export(run, tmp_path, "--name", "kept32")
+    assert rc == 0
+    meta = json.loads((tmp_path / "kept32.json").read_text())
+    assert meta["dtype"] == "float32"
+    line = next(x for x in stdout.splitlines() if x.startswith("writing float32"))
+    assert "mean return changed by" in line and "> tolerance" in line, line
+
+
+@pytest.mark.parametrize(
+    ("half_mean", "std", "keep"),
+    [
+        (6.0, 2.0, True),  # tolerance 3 * 2 * sqrt(2/16) = 2.121
+        (7.0, 2.0, True),  # change 2.0
+        (7.5, 2.0, False),  # change 2.5
+        (6.0, 0.0, True),  # no spread: the 1-point floor
+        (6.5, 0.0, False),
+    ],
+)
+def test_half_precision_verdict_against_three_standard_errors(half_mean, std, keep):
+    full = {"mean_return": 5.0, "std_return": std, "episodes": 16}
+    ok, reason = half_precision_verdict(full, {**full, "mean_return": half_mean})
+    assert ok is keep
+    assert reason.startswith(f"mean return changed by {half_mean - 5.0:.3f}")
+    assert score_tolerance(2.0, 16, 16) == pytest.approx(3 * 2.0 * math.sqrt(2 / 16))
+    assert score_tolerance(2.0, 30, 8) == pytest.approx(3 * 2.0 * math.sqrt(1 / 8 + 1 / 30))
+
+
+def test_a_classifier_checkpoint_keeps_what_load_policy_needs(tmp_path):
+    net = build_classifier("mlp", (4, 84, 84), 2, hidden=(8,), activation="tanh")
+    config = {"protocol": "machado", "eval_epsilon": 0.001, "env": "fake-pixels"}
+    classifier = {"model": "mlp", "hidden": [8], "activation": "tanh", "dropout": 0.0}
+    state = {"kind": "classifier", "config": config, "env_id": "fake-pixels",
+             "obs_shape": [4, 84, 84], "num_actions": 2, "model": net.state_dict(),
+             "global_step": 30, "classifier": classifier}  # fmt: skip
+    save_pretrained(state, tmp_path, "clone")
+    loaded = load_pretrained(tmp_path / "clone.json")
+    assert loaded["kind"] == "classifier" and loaded["classifier"] == classifier
+    assert loaded["config"] == config and loaded["pretrained"]["evaluation"] is None
+    obs = np.random.default_rng(0).integers(0, 256, size=(5, 4, 84, 84), dtype=np.uint8)
+    rounded = build_classifier("mlp", (4, 84, 84), 2, hidden=(8,), activation="tanh")
+    rounded.load_state_dict({k: t.half().float() for k, t in net.state_dict().items()})
+    policy = load_policy(loaded, torch.device("cpu"))
+    with torch.no_grad():
+        expected = rounded.eval()(torch.as_tensor(obs))
+        assert torch.equal(policy.network(torch.as_tensor(obs)), expected)
+
+
+def test_weights_beyond_float16_range_are_refused_in_half_precision(tmp_path):
+    state = {"config": {}, "env_id": "fake-pixels", "obs_shape": [4], "num_actions": 2,
+             "model": {"w": torch.tensor([1.0, 65504.0]), "steps": torch.tensor([7])}}  # fmt: skip
+    save_pretrained(state, tmp_path, "edge")  # 65504 is float16's largest finite number
+    assert load_pretrained(tmp_path / "edge.json")["model"]["w"].tolist() == [1.0, 65504.0]
+    assert load_pretrained(tmp_path / "edge.json")["model"]["steps"].dtype == torch.int64
+    state["model"]["w"][1] = 70_000.0
+    with pytest.raises(ValueError, match=r"'big': weights exceed float16's range \(65504\)"):
+        save_pretrained(state, tmp_path, "big")
+    assert not (tmp_path / "big.safetensors").exists()
+    save_pretrained(state, tmp_path, "big", half=False)
+    assert load_pretrained(tmp_path / "big.json")["model"]["w"].tolist() == [1.0, 70_000.0]
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def tampered_pair(source: Path, directory: Path, change) -> Path:
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(source.with_suffix(suffix), directory / f"bad{suffix}")
+    meta = json.loads((directory / "bad.json").read_text())
+    change(meta, directory / "bad.safetensors")
+    (directory / "bad.json").write_text(json.dumps(meta))
+    return directory / "bad.safetensors"
+
+
+def test_a_pair_that_does_not_match_is_refused_in_one_message(exported, tmp_path):
+    weights, _ = exported
+
+    def reshape(meta, _):
+        meta["tensors"]["head.linear.weight"] = [6, 512]
+
+    def drop(meta, _):
+        del meta["tensors"]["head.linear.bias"]
+
+    def corrupt(meta, path):
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF  # one weight's byte
+        path.write_bytes(bytes(data))
+
+    def truncate(meta, path):
+        path.write_bytes(path.read_bytes()[:1000])
+
+    for change, words in [
+        (reshape, "other shapes ['head.linear.weight']"),
+        (drop, "tensors not in the json ['head.linear.bias']"),
+        (corrupt, "SHA-256 differs"),
+        (truncate, "cannot be read"),
+    ]:
+        bad = tampered_pair(weights, tmp_path, change)
+        with pytest.raises(ValueError, match="bad.safetensors") as error:
+            load_pretrained(bad)
+        assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def test_list_pretrained_names_complete_pairs_only(exported, tmp_path):
+    weights, _ = exported
+    for name in ("b", "a"):
+        shutil.copy(weights, tmp_path / f"{name}.safetensors")
+        shutil.copy(weights.with_suffix(".json"), tmp_path / f"{name}.json")
+    (tmp_path / "lonely.json").write_text("{}")
+    assert list_pretrained(tmp_path) == ["a", "b"]
+    assert list_pretrained(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pretrained", "no-such-agent"], "pretrained agent 'no-such-agent' is unknown"),
+        (["{run}", "--pretrained", "tiny"], "got both"),
+        ([], "got neither"),
+        (["--pretrained", "{tmp}/missing.safetensors"], "missing.safetensors does not exist"),
+        (["--pretrained", "{tmp}/missing.json"], "missing.safetensors does not exist"),
+    ],
+)
+def test_evaluate_bad_pretrained_input_exits_2_with_one_line(run, tmp_path, capsys, args, message):
+    argv = [a.replace("{run}", str(run)).replace("{tmp}", str(tmp_path)) for a in args]
+    rc = evaluate_script.main([*argv, "--output-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and not (tmp_path / "out").exists()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_an_unknown_name_lists_the_shipped_agents():
+    shipped = list_pretrained()
+    with pytest.raises(ValueError) as error:
+        load_pretrained("no-such-agent")
+    listed = f"shipped: {', '.join(shipped)}" if shipped else "no agent is shipped yet"
+    assert listed in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{tmp}", "--name", "x"], "no checkpoint (step_*.pt) found"),
+        (["{run}", "--name", "../x"], "pretrained name '../x' is not accepted"),
+        (["{run}", "--name", "x", "--episodes", "0"], "--episodes: 0"),
+        (["{tmp}/missing", "--name", "x"], "missing does not exist"),
+    ],
+)
+def test_export_bad_input_exits_2_with_one_line(run, tmp_path, capsys, args, message):
+    argv = [a.replace("{run}", str(run)).replace("{tmp}", str(tmp_path)) for a in args]
+    rc = export_pretrained.main([*argv, "--output-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and not (tmp_path / "out").exists()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+# --- shipped agents ------------------------------------------------------------------------------
+
+
+def shipped() -> list:
+    """Each agent in agents/pretrained/ (none yet: an empty parametrization); real games are
+    marked atari."""
+    params = []
+    for name in list_pretrained():
+        env_id = json.loads((PRETRAINED_DIR / f"{name}.json").read_text())["env_id"]
+        marks = [pytest.mark.atari] if is_atari_game(env_id) else []
+        params.append(pytest.param(name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("name", shipped())
+def test_a_shipped_agent_reproduces_its_recorded_score(name):
+    state = load_pretrained(name, "cpu")
+    ev = state["pretrained"]["evaluation"]
+    assert ev is not None, f"{name} was shipped without a measured score"
+    check = replay_check(state)
+    assert abs(check["mean_return"] - ev["mean_return"]) <= ev["tolerance"], (check, ev)
