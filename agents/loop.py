@@ -53,7 +53,7 @@ from agents.runs import (
     write_json,
 )
 from agents.tracking import Tracker, truncate_metrics
-from envs.atari import is_atari_game
+from envs.atari import FRAME_SKIP, is_atari_game
 from envs.vector import make_vector_env
 
 __all__ = ["NonFiniteLossError", "Trainer", "make_replay", "resolve_device", "train"]
@@ -169,7 +169,8 @@ class Trainer:
         try:
             result = evaluate(
                 agent_policy(self.agent), c.env, episodes, c.eval_epsilon, c.protocol,
-                seed=c.seed + 10_000, max_steps_per_episode=c.eval_max_steps,
+                seed=c.seed + 10_000, max_steps_per_episode=c.eval_max_steps + 1,
+                max_episode_frames=c.eval_max_steps * FRAME_SKIP,  # the cap truncates an episode
             )  # fmt: skip
         finally:
             self.agent.online.train()
