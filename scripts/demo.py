@@ -5,6 +5,8 @@
 2. a short DQN run on a real Atari game (Breakout, ``smoke`` preset sizes);
 3. evaluation of that agent under the nature protocol, recording an mp4 of its gameplay;
 4. a learning-curve PNG, and offline Weights & Biases runs for both trainings;
+5. every trained agent shipped in ``agents/pretrained/`` (e.g. Pong, trained on a GPU) playing one
+   recorded episode, so a newcomer sees a good agent play (skipped while none is shipped);
 then prints where each output is. ``--quick`` shortens everything (used by the tests).
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from agents.loop import train
 from agents.presets import cartpole, smoke
+from agents.pretrained import list_pretrained
 from scripts import evaluate as evaluate_script
 from scripts._cli import cli_main
 from scripts.plot import plot_learning_curves
@@ -36,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("WANDB_SILENT", "true")
     tracking = {"track": True, "wandb_mode": "offline"}
 
-    print("[1/4] DQN on CartPole-v1 until solved (eval mean >= 475)", flush=True)
+    print("[1/5] DQN on CartPole-v1 until solved (eval mean >= 475)", flush=True)
     cp = cartpole().replace(output_dir=str(out / "cartpole"), **tracking)
     if args.quick:
         cp = cp.replace(total_steps=2_000, learning_starts=500, eval_every_steps=1_000,
@@ -47,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"      CartPole: eval mean return {cp_summary['eval_mean_return']:.1f} ({status})")
 
     print(
-        f"[2/4] DQN on Atari {args.game} (short run; real games need millions of steps)", flush=True
+        f"[2/5] DQN on Atari {args.game} (short run; real games need millions of steps)", flush=True
     )
     steps = 1_000 if args.quick else 10_000
     atari = smoke().replace(env=args.game, total_steps=steps, buffer_size=steps,
@@ -55,12 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                             progress=not args.quick, **tracking)  # fmt: skip
     atari_summary = train(atari)
 
-    print("[3/4] Evaluating (nature protocol) and recording gameplay", flush=True)
+    print("[3/5] Evaluating (nature protocol) and recording gameplay", flush=True)
     evaluate_script.main([str(out / "atari"), "--episodes", "1", "--record", str(out / "videos"),
                           "--output-dir", str(out / "atari" / "evaluation")])  # fmt: skip
 
-    print("[4/4] Learning curves", flush=True)
+    print("[4/5] Learning curves", flush=True)
     plots = plot_learning_curves([out / "cartpole", out / "atari"], out / "plots")
+
+    shipped = list_pretrained()
+    print(f"[5/5] Shipped agents playing: {', '.join(shipped) or 'none shipped yet'}", flush=True)
+    for name in shipped:
+        evaluate_script.main(["--pretrained", name, "--episodes", "1", "--record",
+                              str(out / "pretrained" / name), "--output-dir",
+                              str(out / "pretrained" / name / "evaluation")])  # fmt: skip
 
     print("\nOutputs:")
     print(f"  CartPole run     {out / 'cartpole'} (summary.json, metrics.csv, checkpoints/)")
@@ -69,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  gameplay video   {out / 'videos'}/episode_000.mp4")
     print(f"  learning curves  {plots[0]}")
     print(f"  wandb (offline)  {out}/*/wandb/ (upload later with `wandb sync`)")
+    for name in shipped:
+        print(f"  {name + ' (shipped)':<16} {out / 'pretrained' / name}/episode_000.mp4")
     return 0
 
 

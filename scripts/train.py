@@ -103,6 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteLossError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a full disk, a vanished directory: loud, one line, nothing torn
+        print(
+            f"{PROG}: error: writing to {config.output_dir} failed ({error}); the newest "
+            "checkpoint written before it is intact",
+            file=sys.stderr,
+        )
+        return 1
     out = config.output_dir
     if "stopped_by" in summary:
         print(

@@ -182,3 +182,34 @@ def test_an_unwritable_output_dir_is_refused_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "--output-dir" in err[0] and "cannot be written" in err[0]
+
+
+def test_a_full_disk_while_checkpointing_fails_in_one_line_and_keeps_the_previous_one(
+    tmp_path, monkeypatch, capsys
+):
+    real_fsync = os.fsync
+
+    def fsync_until_full(fd):  # the disk fills up while the second checkpoint is written
+        if "step_000000000600.pt" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_until_full)
+    code = train_main(
+        [
+            *CARTPOLE,
+            "--total-steps",
+            "2000",
+            "--checkpoint-every-steps",
+            "300",
+            "--output-dir",
+            str(tmp_path),
+        ]  # fmt: skip
+    )
+    monkeypatch.undo()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "No space left on device" in err[0], err
+    assert "the newest checkpoint written before it is intact" in err[0]
+    names = [p.name for p in (tmp_path / "checkpoints").iterdir()]
+    assert names == ["step_000000000300.pt"]  # no temporary file, no torn checkpoint
+    assert load_checkpoint(tmp_path)["global_step"] == 300
