@@ -1,16 +1,18 @@
-"""Supervised data for the lecture's baselines (numpy, no torch): xor, digits, MNIST, Atari frames
-(played through ``envs.atari``).
+"""Supervised data for the lecture's baselines (numpy, no torch): the ``Dataset`` type, the
+registry of loaders (``LOADERS``, ``FILE_LOADERS``, ``load_dataset``) and the xor, digits and
+MNIST loaders; the Atari-frames and trajectory loaders live in their own modules.
 
 - ``xor``: the four corners of the unit square, labelled x1 XOR x2 (Minsky and Papert 1969, the
   lecture's example of a problem no single perceptron solves), with small clipped noise.
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits (UCI "Optical Recognition of
   Handwritten Digits", 1797 images), a fixed stratified 80/20 split with seed 0 (1437/360).
 - ``mnist``: LeCun et al. 1998, read from the four standard IDX files (raw or gzip).
-- ``atari-frames``: observations of K Atari games under a uniform random policy, labelled by game:
-  the (4, 84, 84) uint8 stacks of the ``nature`` protocol (Mnih et al. 2015) that the DQN sees;
-  test frames come from other episodes (other env seeds) than training frames.
-- ``trajectories:PATH``: a teacher's play recorded by ``scripts.evaluate --save-trajectories``
-  (``envs.trajectories``), observations labelled by the teacher's action, for behaviour cloning
+- ``atari-frames`` (``envs.atari_frames``): observations of K Atari games under a uniform random
+  policy, labelled by game: the (4, 84, 84) uint8 stacks of the ``nature`` protocol (Mnih et al.
+  2015) that the DQN sees; test frames come from other episodes (other env seeds) than training
+  frames.
+- ``trajectories:PATH`` (``envs.trajectories``): a teacher's play recorded by ``scripts.evaluate
+  --save-trajectories``, observations labelled by the teacher's action, for behaviour cloning
   (Pomerleau 1991); split into train and test by whole episodes.
 
 Images are ``(N, channels, height, width)``, float32 in [0, 1] (uint8 is allowed too, scaled by
@@ -23,18 +25,16 @@ from __future__ import annotations
 
 import gzip
 import inspect
-import re
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from envs.atari import canonical_game_id, make_atari_env, rom_name
+from envs.atari_frames import load_atari_frames
 from envs.augment import FLIPS
-from envs.trajectories import load_trajectories, split_episodes
+from envs.trajectories import load_trajectories_dataset
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -46,8 +46,6 @@ MNIST_SOURCES = (
     "the MNIST site http://yann.lecun.com/exdb/mnist/ or one of its mirrors, "
     "e.g. https://ossci-datasets.s3.amazonaws.com/mnist/"
 )
-ATARI_FRAME_GAMES = ("Pong", "Breakout", "SpaceInvaders", "Seaquest", "MsPacman")
-ATARI_FRAME_SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -187,120 +185,6 @@ def load_mnist(data_dir: Path | str = Path("data/mnist")) -> Dataset:
         arrays["test_labels"].astype(np.int64),
         class_names=tuple(str(c) for c in range(10)),
     )
-
-
-def atari_frame_seed(seed: int, game: str, split: str) -> int:
-    """The env seed of one game's ``split`` ("train" or "test") in ``load_atari_frames``.
-
-    Derived from (seed, ROM name, split) by numpy's SeedSequence: train and test play different
-    episodes, and a game's frames do not depend on which other games are loaded with it.
-    """
-    if seed < 0 or split not in ATARI_FRAME_SPLITS:
-        raise ValueError(f"need seed >= 0 and split in {ATARI_FRAME_SPLITS}, got {seed}, {split!r}")
-    key = [seed, zlib.crc32(rom_name(game).encode()), ATARI_FRAME_SPLITS.index(split)]
-    return int(np.random.SeedSequence(key).generate_state(1)[0])
-
-
-def collect_atari_frames(game: str, count: int, seed: int, keep_every_steps: int = 4) -> np.ndarray:
-    """``count`` random-policy observations of ``game`` as (count, 4, 84, 84) uint8 stacks.
-
-    The env is ``make_atari_env(game, protocol="nature", mode="eval", seed=seed)``, the stacks
-    the DQN sees; episodes follow one another, and every ``keep_every_steps``-th observation is
-    kept (consecutive stacks share three frames, so keeping all would add near-copies).
-    """
-    if count < 0 or keep_every_steps < 1:
-        raise ValueError(
-            f"need count >= 0 and keep_every_steps >= 1, got {count}, {keep_every_steps}"
-        )
-    env = make_atari_env(game, protocol="nature", mode="eval", seed=seed)
-    rng = np.random.default_rng(seed)  # the policy's own generator: reproducible per seed
-    frames = np.empty((count, *env.observation_space.shape), np.uint8)
-    kept = steps = 0
-    try:
-        env.reset()
-        while kept < count:
-            obs, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
-            steps += 1
-            if steps % keep_every_steps == 0:
-                frames[kept] = obs
-                kept += 1
-            if terminated or truncated:
-                env.reset()
-    finally:
-        env.close()
-    return frames
-
-
-def load_atari_frames(
-    games: Sequence[str] = ATARI_FRAME_GAMES,
-    frames_per_game: int = 400,
-    test_frames_per_game: int = 200,
-    keep_every_steps: int = 4,
-    seed: int = 0,
-) -> Dataset:
-    """Which game is this? Random-policy observations of ``games``, label = index in ``games``.
-
-    ``frames_per_game`` training and ``test_frames_per_game`` test observations per game (one
-    observation = one (4, 84, 84) stack, kept every ``keep_every_steps`` agent steps), stored as
-    uint8; the trainer divides by 255 once per batch. Test frames come from a separately seeded
-    env (``atari_frame_seed``), so from other episodes than the training frames: frames of one
-    episode a few steps apart are near-copies and would make the test score meaningless. No
-    flips are declared. Class names are the games' gymnasium names without "ALE/" and "-v5".
-    """
-    # rom_name raises on an unknown game, naming the closest ones; a bare string is one game.
-    roms = [] if isinstance(games, str) else [rom_name(g) for g in games]
-    if len(roms) < 2 or len(set(roms)) != len(roms):
-        raise ValueError(
-            f"atari-frames needs a sequence of two or more different games, got {games!r}"
-        )
-    sizes = {"frames_per_game": frames_per_game, "test_frames_per_game": test_frames_per_game}
-    for name, value in {**sizes, "keep_every_steps": keep_every_steps}.items():
-        if value < 1:
-            raise ValueError(f"atari-frames: bad {name} {value!r}; accepted: >= 1")
-    if seed < 0:
-        raise ValueError(f"atari-frames: bad seed {seed!r}; accepted: >= 0")
-    rng = np.random.default_rng(seed)
-    splits = []
-    for split, count in zip(ATARI_FRAME_SPLITS, sizes.values()):
-        x = np.concatenate(
-            [collect_atari_frames(g, count, atari_frame_seed(seed, g, split), keep_every_steps)
-             for g in games]
-        )  # fmt: skip
-        y = np.repeat(np.arange(len(games), dtype=np.int64), count)
-        order = rng.permutation(len(x))
-        splits += [x[order], y[order]]
-    names = tuple(re.sub(r"^ALE/|-v\d+$", "", canonical_game_id(g)) for g in games)
-    return Dataset("atari-frames", *splits, class_names=names)
-
-
-def load_trajectories_dataset(
-    path: Path | str, test_fraction: float = 0.2, seed: int = 0
-) -> Dataset:
-    """A teacher's recorded play: inputs are its observations as it saw them (uint8 (C, H, W)
-    stacks for Atari), labels the actions it took, classes the env's action names.
-
-    Split by whole episodes (``envs.trajectories.split_episodes``, seeded): consecutive steps are
-    near-copies, so test steps come from episodes never trained on. Needs at least 2 episodes.
-    """
-    t = load_trajectories(path)
-    if t.num_episodes < 2:
-        raise ValueError(
-            f"trajectory file {path} holds {t.num_episodes} episode; behaviour cloning splits by "
-            "episode and needs at least 2 (one to train on, one to test on); record more with "
-            "scripts.evaluate --episodes 2 or more"
-        )
-    train_ids, test_ids = split_episodes(t.num_episodes, test_fraction, seed)
-    train, test = np.isin(t.episode, train_ids), np.isin(t.episode, test_ids)
-    recording = {
-        "path": str(path), "env_id": t.env_id, "protocol": t.protocol, "epsilon": t.epsilon,
-        "episodes": t.num_episodes, "steps": t.num_steps,
-        "train_episodes": train_ids.tolist(), "test_episodes": test_ids.tolist(),
-        "mean_return": float(t.episode_returns.mean()),
-    }  # fmt: skip
-    return Dataset(
-        "trajectories", t.observations[train], t.actions[train], t.observations[test],
-        t.actions[test], class_names=t.action_meanings, recording=recording,
-    )  # fmt: skip
 
 
 LOADERS: dict[str, Callable[..., Dataset]] = {

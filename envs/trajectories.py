@@ -4,7 +4,9 @@ The data of behaviour cloning (Pomerleau 1991, ALVINN; Bain and Sammut 1995): a 
 every observation is stored with the action it chose, and a classifier later learns to map one
 to the other. ``TrajectoryRecorder`` collects the steps of a vector env stream by stream and
 keeps whole episodes only; ``Trajectories`` holds them; ``trajectory_arrays`` and
-``load_trajectories`` convert to and from the file.
+``load_trajectories`` convert to and from the file; ``load_trajectories_dataset`` makes a file a
+supervised ``Dataset`` (observations labelled by action, split by episode), registered as
+``trajectories:PATH`` in ``envs.datasets``.
 
 File layout (``np.savez_compressed``; read with ``allow_pickle=False``, so no object arrays).
 T is the number of steps, E the number of episodes, episodes lie one after another:
@@ -28,9 +30,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from envs.datasets import Dataset
 
 FORMAT_VERSION = 1
 ARRAY_KEYS = ("observations", "actions", "rewards", "episode", "episode_start", "done",
@@ -228,3 +233,35 @@ def split_episodes(
     order = np.random.default_rng(seed).permutation(num_episodes)
     n_test = min(num_episodes - 1, max(1, round(test_fraction * num_episodes)))
     return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def load_trajectories_dataset(
+    path: Path | str, test_fraction: float = 0.2, seed: int = 0
+) -> Dataset:
+    """A teacher's recorded play: inputs are its observations as it saw them (uint8 (C, H, W)
+    stacks for Atari), labels the actions it took, classes the env's action names.
+
+    Split by whole episodes (``envs.trajectories.split_episodes``, seeded): consecutive steps are
+    near-copies, so test steps come from episodes never trained on. Needs at least 2 episodes.
+    """
+    from envs.datasets import Dataset  # here: envs.datasets imports this module to register it
+
+    t = load_trajectories(path)
+    if t.num_episodes < 2:
+        raise ValueError(
+            f"trajectory file {path} holds {t.num_episodes} episode; behaviour cloning splits by "
+            "episode and needs at least 2 (one to train on, one to test on); record more with "
+            "scripts.evaluate --episodes 2 or more"
+        )
+    train_ids, test_ids = split_episodes(t.num_episodes, test_fraction, seed)
+    train, test = np.isin(t.episode, train_ids), np.isin(t.episode, test_ids)
+    recording = {
+        "path": str(path), "env_id": t.env_id, "protocol": t.protocol, "epsilon": t.epsilon,
+        "episodes": t.num_episodes, "steps": t.num_steps,
+        "train_episodes": train_ids.tolist(), "test_episodes": test_ids.tolist(),
+        "mean_return": float(t.episode_returns.mean()),
+    }  # fmt: skip
+    return Dataset(
+        "trajectories", t.observations[train], t.actions[train], t.observations[test],
+        t.actions[test], class_names=t.action_meanings, recording=recording,
+    )  # fmt: skip

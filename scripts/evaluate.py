@@ -32,16 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from agents.checkpoint import atomic_write, load_checkpoint
+from agents.env_switch import check_env_switch, checkpoint_interface, env_interface, mapped_policy
 from agents.evaluation import (
     PROTOCOL_EVAL_EPSILON,
     Policy,
     agent_policy,
-    check_env_switch,
-    checkpoint_interface,
-    env_interface,
     evaluate,
     load_policy,
-    mapped_policy,
     save_trajectories,
     summarize_returns,
 )

@@ -26,12 +26,12 @@ import numpy as np
 import tyro
 
 from agents.checkpoint import atomic_write, save_checkpoint
+from agents.cloning import policy_checkpoint_state
 from agents.supervised import (
     SupervisedConfig,
     TrainResult,
     check_fits,
     config_dict,
-    policy_checkpoint_state,
     resolve_config,
     save_model,
     train_classifier,

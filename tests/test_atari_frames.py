@@ -11,14 +11,10 @@ import torch
 
 from agents import supervised
 from agents.supervised import SupervisedConfig, resolve_config, train_classifier
-from envs import datasets
+from envs import atari_frames, datasets
 from envs.atari import make_atari_env
-from envs.datasets import (
-    atari_frame_seed,
-    collect_atari_frames,
-    load_atari_frames,
-    load_dataset,
-)
+from envs.atari_frames import atari_frame_seed, collect_atari_frames, load_atari_frames
+from envs.datasets import load_dataset
 from scripts import train_supervised
 
 pytestmark = pytest.mark.atari
@@ -94,7 +90,7 @@ def test_loader_asks_for_one_train_and_one_test_env_per_game(
         calls.append((game, count, seed, keep_every_steps))
         return np.zeros((count, 4, 84, 84), np.uint8)
 
-    monkeypatch.setattr(datasets, "collect_atari_frames", fake_collect)
+    monkeypatch.setattr(atari_frames, "collect_atari_frames", fake_collect)
     d = load_dataset("atari-frames", games=("Pong", "Seaquest", "MsPacman"), frames_per_game=5)
     assert len(d.x_train) == 15 and len(d.x_test) == 3 * 200
     expected = [

@@ -12,7 +12,7 @@ import pytest
 from agents.checkpoint import config_to_dict, save_checkpoint
 from agents.config import TrainConfig
 from agents.dqn import build_q_network
-from agents.evaluation import EnvInterface, check_env_switch
+from agents.env_switch import EnvInterface, check_env_switch
 from envs.scores import HUMAN_SCORE_SET, human_normalized
 from scripts import evaluate as evaluate_script
 
