@@ -237,3 +237,15 @@ def test_resume_errors_exit_2_with_one_line(tmp_path, capsys, make_args):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert len(list_checkpoints(out / "checkpoints")) == 1
+
+
+def test_a_resumed_run_continues_the_same_wandb_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "run"
+    args = [*CARTPOLE, "--preset", "cartpole", "--track", "--wandb-mode", "offline"]
+    assert train_main([*args, "--total-steps", "300", "--output-dir", str(out)]) == 0
+    run_id = load_checkpoint(out)["run_id"]
+    assert train_main(["--resume", str(out), "--total-steps", "600"]) == 0
+    assert load_checkpoint(out)["run_id"] == run_id
+    runs = sorted(p.name for p in (out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(name.endswith(f"-{run_id}") for name in runs), runs
