@@ -210,10 +210,9 @@ class Trainer:
                              self.global_step)  # fmt: skip
 
     def _first_obs(self) -> np.ndarray:
-        seed = self.config.seed + self.global_step
         if self.obs is not None:  # resumed with the envs' own state: the same episodes go on
             return self.obs
-        obs, _ = self.envs.reset(seed=seed)
+        obs, _ = self.envs.reset(seed=self.config.seed + self.global_step)
         if not self.replay.started:
             self.replay.start(obs)
         else:  # resumed with the replay but envs that cannot be saved: new episodes begin

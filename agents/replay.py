@@ -209,32 +209,30 @@ class ReplayBuffer:
         frames = self._flat_frames.index_select(0, flat.view(-1))
         return frames.view(*flat.shape, *self._flat_frames.shape[1:])
 
+    def _candidates(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """2B + 16 uniform (stream, slot) draws and whether each is sampleable."""
+        n, dev, gen = 2 * batch_size + 16, self.device, self.generator
+        stream = torch.randint(self.num_streams, (n,), device=dev, generator=gen)
+        slot = torch.randint(self.written, (n,), device=dev, generator=gen)
+        return stream, slot, self.sampleable(stream, slot)
+
     def _draw(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Uniform over sampleable slots, without a host synchronisation: 2B + 16 candidates are
-        drawn and the first B sampleable ones kept (a stable sort puts them first). Unsampleable
-        slots are the few around each cursor and episode ends, so a shortfall needs more than
-        B + 16 of 2B + 16 draws to miss; if it ever happens, valid candidates are reused rather
-        than an invalid one ever returned."""
-        if len(self) < 8 * batch_size + 64:  # a small replay: draw until enough are found
+        """Uniform over sampleable slots, without a host synchronisation: of 2B + 16 candidates
+        the first B sampleable ones are kept (a stable sort puts them first). Unsampleable slots
+        are the few around each cursor and episode ends, so a shortfall needs more than B + 16 of
+        2B + 16 draws to miss; if it ever happens, valid candidates are reused rather than an
+        invalid one ever returned. A small replay draws until enough are found (host checks)."""
+        if len(self) < 8 * batch_size + 64:
             return self._draw_exactly(batch_size)
-        n = 2 * batch_size + 16
-        stream = torch.randint(self.num_streams, (n,), device=self.device, generator=self.generator)
-        slot = torch.randint(self.written, (n,), device=self.device, generator=self.generator)
-        keep = self.sampleable(stream, slot)
+        stream, slot, keep = self._candidates(batch_size)
         order = torch.argsort((~keep).to(torch.uint8), stable=True)
-        valid = keep.sum().clamp(min=1)
-        pick = order[torch.arange(batch_size, device=self.device) % valid]
+        pick = order[torch.arange(batch_size, device=self.device) % keep.sum().clamp(min=1)]
         return stream[pick], slot[pick]
 
     def _draw_exactly(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         stream_out, slot_out, have = [], [], 0
         for _ in range(1000):
-            n = 2 * batch_size + 16
-            stream = torch.randint(
-                self.num_streams, (n,), device=self.device, generator=self.generator
-            )
-            slot = torch.randint(self.written, (n,), device=self.device, generator=self.generator)
-            keep = self.sampleable(stream, slot)
+            stream, slot, keep = self._candidates(batch_size)
             stream_out.append(stream[keep])
             slot_out.append(slot[keep])
             have += int(keep.sum())
