@@ -5,7 +5,7 @@ Rows (Breakout, nature protocol, 1 update of batch 32 per 4 agent steps, Adam 1e
   gymnasium chain, a replay that stores stacked observation and next observation as uint8 arrays,
   numpy sampling, and the same network and optimizer (the design of the well-known PyTorch
   single-file DQNs). It is the reference the ratios are taken against.
-- ``package/N=1`` and ``package/N=4``: ``agents.loop.Trainer`` with the ``cleanrl`` preset, learning
+- ``package/N=1``, ``N=4``, ``N=16``: ``agents.loop.Trainer`` with the ``cleanrl`` preset, learning
   from the start after a fill, eager update.
 - ``update``: one eager gradient step of ``DQNAgent`` on a batch of 32 (ms); ``replay_sample``:
   microseconds per
@@ -129,7 +129,7 @@ def dqn_suite(steps: int | None = None) -> dict[str, dict[str, float]]:
     rows = {
         "baseline (stacked replay, single env)": {"steps_per_s": round(base, 1), "vs_baseline": 1.0}
     }
-    for n in (1, 4):
+    for n in (1, 4, 16):
         sps = package_steps_per_s(n, steps)
         rows[f"package N={n}"] = {"steps_per_s": round(sps, 1), "vs_baseline": round(sps / base, 2)}
     costs = update_and_sample_costs()
