@@ -46,7 +46,7 @@ class TrainConfig:
     default for conv nets."""
     compile: Literal["auto", "on", "off"] = "auto"
     """torch.compile the update (loss and backward as one graph): auto = on for conv nets in runs
-    of at least 10,000 updates (enough to repay the compile time), off for MLPs."""
+    of at least 50,000 updates (enough to repay the compile time), off for MLPs."""
     cuda_graphs: Literal["auto", "on", "off"] = "auto"
     """Replay the compiled update as a CUDA graph (torch.compile mode reduce-overhead): auto = on
     with CUDA and compile."""

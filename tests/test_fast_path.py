@@ -56,7 +56,7 @@ def test_compiled_update_matches_the_eager_update_on_the_same_batch(switches):
 
 
 def test_compile_auto_needs_a_conv_net_and_enough_updates():
-    long_run = TrainConfig(total_steps=200_000, learning_starts=80_000)  # 30,000 updates
+    long_run = TrainConfig(total_steps=400_000, learning_starts=80_000)  # 80,000 updates
     assert should_compile(long_run, (4, 84, 84))
     assert not should_compile(long_run, (4,))  # MLP: compile time outweighs the gain
     assert not should_compile(long_run.replace(total_steps=100_000), (4, 84, 84))  # 5,000
