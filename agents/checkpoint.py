@@ -130,6 +130,25 @@ def check_compatible(state: dict[str, Any], env_id: str, obs_shape, num_actions:
         )
 
 
+def load_network(network: torch.nn.Module, weights: dict[str, Any], path: object) -> None:
+    """``network.load_state_dict(weights)``, or one error naming both sides when the checkpoint
+    holds another network (other layers or widths: dueling, distributional, hidden sizes...)."""
+    ours = {k: tuple(v.shape) for k, v in network.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in weights.items()}
+    if ours != theirs:
+        missing = sorted(set(ours) - set(theirs))[:3]
+        extra = sorted(set(theirs) - set(ours))[:3]
+        shapes = [
+            f"{k} {theirs[k]} vs {ours[k]}" for k in ours if k in theirs and ours[k] != theirs[k]
+        ]
+        raise CheckpointError(
+            f"checkpoint {path} holds another network than this config builds: "
+            f"{len(theirs)} tensors vs {len(ours)}; only in this network: {missing or 'none'}; "
+            f"only in the checkpoint: {extra or 'none'}; other shapes: {shapes[:3] or 'none'}"
+        )
+    network.load_state_dict(weights)
+
+
 def config_to_dict(config) -> dict[str, Any]:
     """A dataclass config as plain types (tuples become lists) for JSON and checkpoints."""
     return {

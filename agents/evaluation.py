@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.checkpoint import CheckpointError, atomic_write
+from agents.checkpoint import CheckpointError, atomic_write, load_network
 from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized
 from envs.trajectories import Trajectories, TrajectoryRecorder, write_trajectories
 from envs.vector import make_vector_env
@@ -192,5 +192,5 @@ def load_policy(state: dict[str, Any], device: torch.device, seed: int = 0) -> Q
             "classifier"
         )
     network = network.to(device)
-    network.load_state_dict(state["model"])
+    load_network(network, state["model"], state.get("path"))
     return QPolicy(network, device, seed)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from agents.checkpoint import atomic_write, config_to_dict, save_checkpoint
+from agents.checkpoint import atomic_write, config_to_dict, load_network, save_checkpoint
 from agents.config import TrainConfig
 from agents.evaluation import record_video
 from agents.prioritized import PrioritizedReplay, PrioritizedSampler
@@ -134,8 +134,8 @@ def trainer_state(t: Trainer) -> dict[str, Any]:
 def restore_trainer(t: Trainer, state: dict[str, Any]) -> None:
     """Put a freshly built trainer where the checkpoint ``state`` of the same run left off."""
     agent = t.agent
-    agent.online.load_state_dict(state["model"])
-    agent.target.load_state_dict(state["target"])
+    load_network(agent.online, state["model"], state["path"])
+    load_network(agent.target, state["target"], state["path"])
     agent.optimizer.load_state_dict(state["optimizer"])
     agent.updates = state["updates"]
     for name in COUNTERS:

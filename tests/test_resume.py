@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 
 import numpy as np
@@ -249,3 +250,17 @@ def test_a_resumed_run_continues_the_same_wandb_run(tmp_path, monkeypatch):
     assert load_checkpoint(out)["run_id"] == run_id
     runs = sorted(p.name for p in (out / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(name.endswith(f"-{run_id}") for name in runs), runs
+
+
+def test_resuming_with_an_edited_config_names_the_network_difference(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main([*CARTPOLE, "--preset", "cartpole", "--total-steps", "300",
+                       "--output-dir", str(out)]) == 0  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "dueling": True}))
+    capsys.readouterr()
+    assert train_main(["--resume", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "holds another network than this config builds" in err
+    assert "head.value" in err or "head.advantage" in err, err
