@@ -12,8 +12,11 @@ Rows (Breakout, nature protocol, Nature CNN, batch 32; device: CUDA when availab
 - ``e2e N=k``: end-to-end agent steps/s of ``agents.loop.Trainer`` at the ``cleanrl`` replay ratio
   (one update of 32 per 4 agent steps) with the fast path (compiled update, updates overlapping
   the emulators, replay on the device), measured once updates run. ``update_share`` = steps/s x
-  update seconds per step (the compiled update time / 4): the fraction of the step time spent in
-  the update itself; 1 would mean the env, acting, replay and logging cost nothing.
+  update seconds per step (the compiled update time alone / 4): the fraction of the step time
+  spent in the update itself; 1 would mean the env, acting, replay and logging cost nothing. On a
+  CPU ``in_loop_share`` measures the same fraction in the run itself (the time inside the update
+  calls over the run's wall time), which holds even when the machine's speed drifts between the
+  update-only rows and the end-to-end ones.
 - ``memory``: peak resident memory of this process and peak GPU memory (GB).
 """
 
@@ -121,8 +124,11 @@ def replay_rows(device: torch.device, repeats: int = 200) -> dict[str, dict[str,
     return rows
 
 
-def e2e_steps_per_s(num_envs: int, steps: int, device: torch.device, fill: int = 2_000) -> float:
-    """Agent steps/s of the training loop's fast path once updates run (cleanrl ratio)."""
+def e2e_run(num_envs: int, steps: int, device: torch.device, fill: int = 2_000) -> dict[str, float]:
+    """The training loop's fast path once updates run (cleanrl ratio): agent steps/s and, on a
+    CPU, the fraction of that wall time spent inside ``DQNAgent.update`` calls (``in_loop_share``:
+    the update timed where it runs, beside the emulators, rather than alone). On a GPU an update
+    call returns before its kernels finish, so only the steps/s are reported there."""
     with tempfile.TemporaryDirectory() as tmp:
         config = cleanrl().replace(
             env=GAME, num_envs=num_envs, total_steps=fill + steps, learning_starts=fill,
@@ -132,8 +138,22 @@ def e2e_steps_per_s(num_envs: int, steps: int, device: torch.device, fill: int =
             device=str(device), compile="on",
         )  # fmt: skip
         trainer = Trainer(config)
+        update, inside = trainer.agent.update, [0.0]
+
+        def timed_update(batch):
+            start = time.perf_counter()
+            metrics = update(batch)
+            inside[0] += time.perf_counter() - start
+            return metrics
+
+        trainer.agent.update = timed_update
         summary = trainer.run()
-    return float(summary["learning_sps"])
+    sps = float(summary["learning_sps"])
+    row = {"steps_per_s": round(sps, 1)}
+    if device.type == "cpu":
+        wall = (trainer.global_step - trainer.learning_clock[0]) / sps
+        row["in_loop_share"] = round(inside[0] / wall, 3)
+    return row
 
 
 def all_suite(steps: int | None = None) -> dict[str, dict[str, float]]:
@@ -145,9 +165,10 @@ def all_suite(steps: int | None = None) -> dict[str, dict[str, float]]:
     rows.update(update)
     rows.update(replay_rows(device))
     for n in NUM_ENVS:
-        sps = e2e_steps_per_s(n, steps, device)
-        share = sps * compiled_s / 4  # cleanrl: one update per 4 agent steps
-        rows[f"e2e N={n}"] = {"steps_per_s": round(sps, 1), "update_share": round(share, 2)}
+        row = e2e_run(n, steps, device)
+        # cleanrl: one update per 4 agent steps
+        row["update_share"] = round(row["steps_per_s"] * compiled_s / 4, 2)
+        rows[f"e2e N={n}"] = row
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB -> GB
     rows["memory"] = {"peak_rss_gb": round(peak_rss, 2)}
     if device.type == "cuda":

@@ -51,5 +51,7 @@ def test_gpu_bench_script_writes_every_row(tmp_path):
     for n in (1, 4, 8, 16):
         assert rows[f"env N={n}"]["frames_per_s"] > 0
         assert rows[f"e2e N={n}"]["steps_per_s"] > 0
+        if not rows["device"]["cuda"]:  # the update's share of the run's own wall time
+            assert 0.0 < rows[f"e2e N={n}"]["in_loop_share"] < 1.0
     assert rows["update compiled"]["updates_per_s"] > 0
     assert 7.0 < rows["replay 1M"]["gb"] < 7.2
