@@ -22,6 +22,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from agents.checkpoint import (
 from agents.config import TrainConfig, validate
 from agents.dqn import DQNAgent, linear_schedule
 from agents.evaluation import agent_policy, evaluate
+from agents.replay import Batch
 from agents.runs import (
     SIGNAL_EXIT_CODES,
     NonFiniteLossError,
@@ -153,15 +155,29 @@ class Trainer:
         if self.learning_clock is None:
             self.learning_clock = (self.global_step, time.perf_counter())
         self.updates_due += self.envs.num_envs * c.gradient_steps / c.train_frequency
-        while self.updates_due >= 1.0:
-            batch = self.replay.sample(c.batch_size, self.global_step)
+        due = int(self.updates_due)
+        self.updates_due -= due
+        for batch in self._batches(due):
             metrics = self.agent.update(batch)
             if c.prioritized:
                 self.replay.update_priorities(batch, metrics["td_error"])
             values = torch.stack([metrics[key] for key in UPDATE_METRICS])
             self.metric_sums = values if self.metric_sums is None else self.metric_sums + values
             self.metric_count += 1
-            self.updates_due -= 1.0
+
+    def _batches(self, count: int) -> Iterator[Batch]:
+        """``count`` batches for the updates of one vector step. Uniform replay draws them in one
+        call (nothing is added between these updates, so one draw of ``count`` x batch is the same
+        distribution as ``count`` draws, at a fraction of the per-call cost); prioritized replay
+        draws each after the previous update has written its priorities."""
+        size, step = self.config.batch_size, self.global_step
+        if self.config.prioritized or count <= 1:
+            for _ in range(count):
+                yield self.replay.sample(size, step)
+            return
+        whole = self.replay.sample(count * size, step)
+        columns = [[None] * count if t is None else t.split(size) for t in whole]
+        yield from (Batch(*fields) for fields in zip(*columns))
 
     def run_evaluation(self, episodes: int) -> dict[str, Any]:
         c = self.config

@@ -106,3 +106,37 @@ def test_synchronisation_free_draw_returns_only_sampleable_transitions_uniformly
     assert abs(counts[0].sum() / counts.sum() - 0.5) < 0.03  # both streams equally
     assert counts[valid].mean() == pytest.approx(float(expected), rel=1e-6)
     assert counts[valid].std() < 2.5 * float(expected) ** 0.5  # about Poisson around the mean
+
+
+@pytest.mark.parametrize("prioritized", [False, True], ids=["uniform", "prioritized"])
+def test_the_updates_of_one_vector_step_get_their_own_batches(tmp_path, monkeypatch, prioritized):
+    """16 envs at one update per 4 agent steps: 4 updates per vector step. Uniform replay draws
+    their 4 batches in one call of 4 x 32; prioritized replay draws each after the previous
+    update's priorities are written."""
+    config = preset("smoke").replace(
+        env="fake", num_envs=16, total_steps=16 * 40, learning_starts=16 * 20, batch_size=32,
+        buffer_size=4_000, train_frequency=4, prioritized=prioritized, eval_every_steps=0,
+        final_eval_episodes=0, record_video=False, progress=False, compile="off",
+        output_dir=str(tmp_path),
+    )  # fmt: skip
+    trainer = Trainer(config)
+    draws, batches, events = [], [], []
+    sample, update = trainer.replay.sample, trainer.agent.update
+    monkeypatch.setattr(
+        trainer.replay, "sample",
+        lambda size, step: (draws.append(size), events.append("draw"), sample(size, step))[-1],
+    )  # fmt: skip
+    monkeypatch.setattr(
+        trainer.agent, "update",
+        lambda batch: (batches.append(batch), events.append("update"), update(batch))[-1],
+    )  # fmt: skip
+    trainer.run()
+    assert trainer.agent.updates == len(batches) == 4 * 20  # vector steps 21..40 earn 4 each
+    assert all(batch.obs.shape == (32, 4, 84, 84) for batch in batches)
+    if prioritized:
+        assert draws == [32] * 80 and events == ["draw", "update"] * 80
+    else:
+        assert draws == [128] * 20 and events == (["draw"] + ["update"] * 4) * 20
+        for first, *rest in zip(*[iter(batches)] * 4):  # one draw split into four batches
+            for other in rest:
+                assert not torch.equal(first.slot, other.slot)
