@@ -75,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\nOutputs:")
     print(f"  CartPole run     {out / 'cartpole'} (summary.json, metrics.csv, checkpoints/)")
     label = f"{args.game} run"
-    print(f"  {label:<16} {out / 'atari'} (eval mean {atari_summary['eval_mean_return']:.1f})")
+    final = atari_summary["eval_mean_return"]
+    print(f"  {label:<16} {out / 'atari'} (the run's own final evaluation: mean {final:.1f})")
     print(f"  gameplay video   {out / 'videos'}/episode_000.mp4")
     print(f"  learning curves  {plots[0]}")
     print(f"  wandb (offline)  {out}/*/wandb/ (upload later with `wandb sync`)")
