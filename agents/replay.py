@@ -58,8 +58,7 @@ def _as_words(table: torch.Tensor) -> torch.Tensor:
     rows = table.view(table.shape[0], -1)
     row_bytes = rows.shape[1] * table.element_size()
     for word in (torch.int64, torch.int32, torch.int16):
-        size = torch.empty((), dtype=word).element_size()
-        if table.element_size() < size and row_bytes % size == 0:
+        if table.element_size() < word.itemsize and row_bytes % word.itemsize == 0:
             return rows.view(word)
     return rows
 
