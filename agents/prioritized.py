@@ -1,10 +1,9 @@
 """Sum-tree and proportional prioritized replay sampling (Schaul et al. 2016; Hessel et al. 2018).
 
-``SumTree`` keeps ``capacity`` non-negative leaf values (padded to a power of two) and every
-partial sum above them in one flat tensor on the replay's device: node 1 is the root, node ``i``
-has children ``2i`` and ``2i + 1``, leaves occupy ``[leaves, 2 * leaves)``. Updates and prefix-sum
-searches are batched torch ops, one vectorised step per tree level (log2 of the padded capacity);
-no Python loop runs over the batch. Parents are always recomputed from their children, never
+``SumTree`` keeps ``capacity`` non-negative leaf values and every partial sum above them in one
+flat tensor on the replay's device, with 128 children per node (3 levels above the leaves up to
+2M leaves). Updates and prefix-sum searches are batched torch ops, one vectorised step per tree
+level; no Python loop runs over the batch. Parents are always recomputed from their children, never
 incremented, so sums do not drift and duplicate indices in one update are harmless.
 
 ``PrioritizedSampler`` is the proportional variant of prioritized experience replay: transition
@@ -41,39 +40,63 @@ import torch
 IndexLike = torch.Tensor | Sequence[int]
 
 
+BRANCHING = 128
+"""Children per sum-tree node: 3 levels above the leaves up to 2M transitions (a binary tree
+needs 20 at 1M), so a search or an update is a dozen batched ops per level for 3 levels instead
+of a handful for 20; each op is launch-bound (microseconds on a CPU, a kernel on a GPU) while the
+extra work, B x 128 values per level, is tiny."""
+
+
 class SumTree:
-    """Binary sum-tree over ``capacity`` leaves in one flat tensor (float64 by default)."""
+    """Sum-tree with ``branching`` children per node over ``capacity`` leaves (float64 default).
+
+    Levels are stored bottom-up in one flat tensor ``tree``: the leaves (``capacity`` rounded up
+    to a multiple of ``branching``), then each level's sums of consecutive groups of
+    ``branching`` nodes, ending in the root, the total. Padding leaves stay 0.
+    """
 
     def __init__(
         self,
         capacity: int,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float64,
+        branching: int = BRANCHING,
     ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, Integral) or capacity < 1:
             raise ValueError(f"SumTree capacity must be a positive integer, got {capacity!r}")
-        capacity = int(capacity)
+        if isinstance(branching, bool) or not isinstance(branching, Integral) or branching < 2:
+            raise ValueError(f"SumTree branching must be an integer >= 2, got {branching!r}")
+        capacity, branching = int(capacity), int(branching)
         if not dtype.is_floating_point:
             raise ValueError(f"SumTree dtype must be a floating point dtype, got {dtype}")
-        self.capacity = capacity
+        self.capacity, self.branching = capacity, branching
         self.device = torch.device(device)
-        self.depth = (capacity - 1).bit_length()  # levels below the root
-        self.leaves = 1 << self.depth
-        # Index 0 is unused so that the children of node i are 2i and 2i + 1; viewed as (n, 2),
-        # row i holds the two children of node i.
-        self.tree = torch.zeros(2 * self.leaves, dtype=dtype, device=self.device)
-        self._pairs = self.tree.view(-1, 2)
+        sizes, n = [], capacity
+        while True:  # every level but the root holds whole groups of `branching` nodes
+            sizes.append(-(-n // branching) * branching)
+            n = sizes[-1] // branching
+            if n == 1:
+                break
+        sizes.append(1)
+        self.depth = len(sizes) - 1  # levels below the root
+        self.leaves = sizes[0]
+        self.tree = torch.zeros(sum(sizes), dtype=dtype, device=self.device)
+        starts = [sum(sizes[:level]) for level in range(len(sizes))]
+        self._levels = [self.tree[a : a + size] for a, size in zip(starts, sizes)]
+        # _groups[l][g] holds the `branching` children (at level l) of node g of level l + 1.
+        self._groups = [level.view(-1, branching) for level in self._levels[:-1]]
+        self._minus_inf = torch.tensor(-torch.inf, dtype=dtype, device=self.device)
 
     def _index(self, indices: IndexLike) -> torch.Tensor:
         return torch.as_tensor(indices, device=self.device).long().reshape(-1)
 
     def total(self) -> torch.Tensor:
         """Sum of all leaves, a 0-d tensor on the tree's device."""
-        return self.tree[1]
+        return self._levels[-1][0]
 
     def get(self, indices: IndexLike) -> torch.Tensor:
         """Leaf values at the given indices."""
-        return self.tree[self._index(indices) + self.leaves]
+        return self._levels[0][self._index(indices)]
 
     def update(self, indices: IndexLike, values: torch.Tensor | float) -> None:
         """Set leaves ``indices`` to ``values`` (broadcast); for duplicates the last write wins."""
@@ -88,30 +111,36 @@ class SumTree:
         # member of a group then writes the value of the group's last member, so the order in
         # which the scatter applies duplicates no longer matters. Shapes stay static (no boolean
         # masking), so no device sync.
-        sorted_idx, order = torch.sort(idx, stable=True)
-        group_last = torch.searchsorted(sorted_idx, sorted_idx, right=True) - 1
-        node = sorted_idx + self.leaves
-        self.tree[node] = vals[order[group_last]]
-        for _ in range(self.depth):
-            node = node // 2
+        node, order = torch.sort(idx, stable=True)
+        group_last = torch.searchsorted(node, node, right=True) - 1
+        self._levels[0][node] = vals[order[group_last]]
+        for level in range(self.depth):
+            node = node // self.branching
             # Parents are recomputed from their children; duplicates write the same value.
-            self.tree[node] = self._pairs.index_select(0, node).sum(dim=1)
+            self._levels[level + 1][node] = self._groups[level].index_select(0, node).sum(dim=1)
 
     def find(self, prefix_sums: torch.Tensor) -> torch.Tensor:
         """Leaf ``i`` with ``cumsum[i - 1] <= s < cumsum[i]`` for each prefix sum ``s``.
 
-        Zero leaves are never returned while the total is positive: the descent only enters a
-        right subtree whose sum is positive, so ``s >= total`` (or rounding at the far end)
-        lands on the last positive leaf.
+        Zero leaves are never returned while the total is positive: within a node the chosen
+        child is the first whose running sum exceeds ``s``, so a zero child (whose running sum
+        equals its left neighbour's) is never chosen; ``s`` at or past the node's sum
+        (``s >= total``, or rounding at the far end) is first lowered to just below it, which
+        takes the last positive child.
         """
         s = torch.as_tensor(prefix_sums, dtype=self.tree.dtype, device=self.device).reshape(-1)
-        node = torch.ones(s.shape, dtype=torch.long, device=self.device)
-        for _ in range(self.depth):
-            left, right = self._pairs.index_select(0, node).unbind(dim=1)
-            go_right = (s >= left) & (right > 0)
-            s = torch.where(go_right, s - left, s)
-            node = 2 * node + go_right
-        return node - self.leaves
+        node = torch.zeros(s.shape, dtype=torch.long, device=self.device)
+        for level in reversed(range(self.depth)):
+            children = self._groups[level].index_select(0, node)  # (B, branching)
+            running = children.cumsum(dim=1)
+            # Below the node's sum, so that s at or past it takes the last positive child (the
+            # first whose running sum reaches the node's sum).
+            s = torch.minimum(s, torch.nextafter(running[:, -1], self._minus_inf))
+            child = (running <= s[:, None]).sum(dim=1)
+            before = (running - children).gather(1, child[:, None]).squeeze(1)
+            s = (s - before).clamp(min=0.0)  # rounding never sends s below the chosen child
+            node = node * self.branching + child
+        return node
 
 
 def flat_index(stream: torch.Tensor, slot: torch.Tensor, slots: int) -> torch.Tensor:

@@ -55,6 +55,7 @@ def _meta(replay: ReplayBuffer | PrioritizedReplay) -> dict[str, Any]:
     }
     if isinstance(replay, PrioritizedReplay):
         meta["indices_added"] = replay.sampler.indices_added
+        meta["sum_tree_branching"] = replay.sampler.tree.branching  # the tree's layout
     return meta
 
 
@@ -107,6 +108,8 @@ def load_replay(replay: ReplayBuffer | PrioritizedReplay, directory: str | Path)
         raise ValueError(f"saved replay {directory} cannot be read: {error}") from None
     ours = _meta(replay)
     keys = ("prioritized", "num_streams", "slots", "frame_shape")
+    if ours["prioritized"]:
+        keys += ("sum_tree_branching",)
     if any(meta.get(k) != ours[k] for k in keys):
         theirs = {k: meta.get(k) for k in keys}
         raise ValueError(

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from agents.prioritized import (
+    BRANCHING,
     PrioritizedSampler,
     SumTree,
     benchmark_sampling,
@@ -30,25 +31,43 @@ def test_critical_value_agrees_with_scipy_when_installed() -> None:
     assert stats.chi2.ppf(0.999, 39) == pytest.approx(CHI2_CRIT_DF39_P001, abs=1e-3)
 
 
-def tree_with(values: np.ndarray) -> SumTree:
-    tree = SumTree(len(values))
+def tree_with(values: np.ndarray, branching: int = BRANCHING) -> SumTree:
+    tree = SumTree(len(values), branching=branching)
     tree.update(torch.arange(len(values)), torch.as_tensor(values))
     return tree
 
 
-def test_tree_shape_pads_capacity_to_power_of_two() -> None:
-    assert (SumTree(37).leaves, SumTree(37).depth) == (64, 6)
-    assert (SumTree(64).leaves, SumTree(64).depth) == (64, 6)
-    assert (SumTree(1).leaves, SumTree(1).depth) == (1, 0)
+def check_parents(tree: SumTree) -> None:
+    """Every node above the leaves holds exactly the sum of its children."""
+    for level in range(tree.depth):
+        children = tree._groups[level].sum(dim=1)
+        parents = tree._levels[level + 1]
+        torch.testing.assert_close(parents[: children.numel()], children, rtol=0, atol=0)
+
+
+def test_tree_shape_pads_leaves_to_whole_groups() -> None:
+    assert (SumTree(37, branching=2).leaves, SumTree(37, branching=2).depth) == (38, 6)
+    assert SumTree(37, branching=2).tree.numel() == 38 + 20 + 10 + 6 + 4 + 2 + 1
+    assert (SumTree(37).leaves, SumTree(37).depth) == (128, 1)
+    assert (SumTree(128).leaves, SumTree(128).depth) == (128, 1)
+    assert (SumTree(129).leaves, SumTree(129).depth) == (256, 2)
+    assert (SumTree(1).leaves, SumTree(1).depth) == (128, 1)
+    # 1M transitions: 3 levels above the leaves (a binary tree has 20), 0.8% more memory.
+    big = SumTree(1_000_000, device="meta")
+    assert (big.leaves, big.depth) == (1_000_064, 3)
+    assert big.tree.numel() == 1_000_064 + 7_936 + 128 + 1
     assert SumTree(37).tree.dtype == torch.float64
-    assert SumTree(37).tree.numel() == 128
 
 
-def test_find_matches_cumsum_exactly_at_boundaries() -> None:
+BRANCHINGS = pytest.mark.parametrize("branching", [2, 3, 16, BRANCHING])
+
+
+@BRANCHINGS
+def test_find_matches_cumsum_exactly_at_boundaries(branching: int) -> None:
     rng = np.random.default_rng(0)
     values = rng.integers(0, 6, size=37).astype(np.float64)  # integers: every sum is exact
     values[[0, 5, 6, 7, 36]] = 0.0  # zero leaves at both ends and in a run
-    tree = tree_with(values)
+    tree = tree_with(values, branching)
     cumsum = np.cumsum(values)
     total = cumsum[-1]
     assert float(tree.total()) == total
@@ -63,11 +82,12 @@ def test_find_matches_cumsum_exactly_at_boundaries() -> None:
     assert tree.find(torch.tensor([total, total + 3.0])).tolist() == [last_positive] * 2
 
 
-def test_find_matches_cumsum_for_random_priorities() -> None:
+@BRANCHINGS
+def test_find_matches_cumsum_for_random_priorities(branching: int) -> None:
     rng = np.random.default_rng(1)
     values = rng.uniform(0, 2, size=1000)
     values[rng.random(1000) < 0.3] = 0.0
-    tree = tree_with(values)
+    tree = tree_with(values, branching)
     cumsum = np.cumsum(values)
     assert float(tree.total()) == pytest.approx(cumsum[-1], rel=1e-12)
     queries = rng.uniform(0, cumsum[-1], 20_000)
@@ -82,9 +102,10 @@ def test_find_matches_cumsum_for_random_priorities() -> None:
     np.testing.assert_array_equal(found[clear], expected)
 
 
-def test_batched_updates_match_numpy_mirror() -> None:
+@BRANCHINGS
+def test_batched_updates_match_numpy_mirror(branching: int) -> None:
     rng = np.random.default_rng(2)
-    tree, mirror = SumTree(100), np.zeros(100)
+    tree, mirror = SumTree(100, branching=branching), np.zeros(100)
     for _ in range(20):
         idx = rng.integers(0, 100, size=rng.integers(1, 60))  # duplicates likely
         vals = rng.integers(0, 9, size=idx.size).astype(np.float64)
@@ -93,13 +114,12 @@ def test_batched_updates_match_numpy_mirror() -> None:
             mirror[i] = v
         np.testing.assert_array_equal(tree.get(torch.arange(100)).numpy(), mirror)
         assert float(tree.total()) == mirror.sum()
-        internal = tree.tree[1 : tree.leaves]
-        children = tree.tree[2:].view(-1, 2).sum(dim=1)[: tree.leaves - 1]
-        torch.testing.assert_close(internal, children, rtol=0, atol=0)
+        check_parents(tree)
 
 
-def test_duplicate_indices_last_write_wins_and_parents_recomputed() -> None:
-    tree = SumTree(8)
+@BRANCHINGS
+def test_duplicate_indices_last_write_wins_and_parents_recomputed(branching: int) -> None:
+    tree = SumTree(8, branching=branching)
     tree.update(torch.tensor([2, 5, 7]), torch.tensor([4.0, 1.0, 0.25]))
     tree.update(torch.tensor([2, 5, 2]), torch.tensor([1.0, 3.0, 7.0]))
     assert tree.get([2, 5, 7]).tolist() == [7.0, 3.0, 0.25]
@@ -127,8 +147,9 @@ def test_many_duplicates_last_write_wins() -> None:
     assert float(tree.total()) == pytest.approx(expected.sum(), rel=1e-15)
 
 
-def test_capacity_one_tree() -> None:
-    tree = SumTree(1)
+@BRANCHINGS
+def test_capacity_one_tree(branching: int) -> None:
+    tree = SumTree(1, branching=branching)
     tree.update([0], [3.0])
     assert float(tree.total()) == 3.0
     assert tree.find(torch.tensor([0.0, 2.9, 3.0])).tolist() == [0, 0, 0]
@@ -321,6 +342,8 @@ def test_bad_calls_raise() -> None:
         sampler.tree.update([0, 1, 2], [1.0, 2.0])
     with pytest.raises(ValueError, match="positive integer"):
         SumTree(2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="branching must be an integer >= 2, got 1"):
+        SumTree(10, branching=1)
 
 
 def test_benchmark_sampling_smoke() -> None:

@@ -186,6 +186,20 @@ def test_saved_replay_refuses_a_different_shape_and_a_damaged_file(tmp_path):
         load_replay(ReplayBuffer(64, 2, (6, 5), frame_stack=3, n_step=2), tmp_path / "replay")
 
 
+def test_saved_prioritized_replay_of_another_tree_layout_is_refused(tmp_path):
+    replay = _filled_replay(True)
+    save_replay(replay, tmp_path / "replay")
+    meta_path = tmp_path / "replay" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["sum_tree_branching"] == 128
+    del meta["sum_tree_branching"]  # as written before the tree had 128 children per node
+    meta_path.write_text(json.dumps(meta))
+    empty = ReplayBuffer(64, 2, (6, 5), frame_stack=3, n_step=2)
+    empty = PrioritizedReplay(empty, PrioritizedSampler(empty.num_streams * empty.slots))
+    with pytest.raises(ValueError, match="'sum_tree_branching': None.*resume with the same"):
+        load_replay(empty, tmp_path / "replay")
+
+
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "fake", "fake-pixels"])
 def test_env_state_continues_the_same_episodes(env_id):
     env = make_vector_env(env_id, 2, seed=3)
