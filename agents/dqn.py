@@ -9,6 +9,7 @@ Double DQN target of van Hasselt et al. 2016 as a switch. Batches carry ``discou
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -27,6 +28,8 @@ from networks import (
     categorical_projection,
     reset_noise,
 )
+
+LossTerms = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # loss, mean Q taken, priorities
 
 
 def td_target(
@@ -169,6 +172,7 @@ class DQNAgent:
             self.noise_generator.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
         self.updates = 0
         self.compiled = compile_update
+        self._first_compiled_call = compile_update  # compiling happens there; it may fail
         self._loss_terms = self._eager_loss_terms
         if compile_update:
             graphs = device.type == "cuda" and config.cuda_graphs != "off"
@@ -211,7 +215,10 @@ class DQNAgent:
         if c.noisy:
             reset_noise(self.online, self.noise_generator)
             reset_noise(self.target, self.noise_generator)
-        loss, q_mean, priority = self._loss_terms(batch)
+        if self._first_compiled_call:
+            loss, q_mean, priority = self._compile_or_fall_back(batch)
+        else:
+            loss, q_mean, priority = self._loss_terms(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if c.max_grad_norm > 0:
@@ -220,7 +227,26 @@ class DQNAgent:
         self.updates += 1
         return {"losses/td_loss": loss.detach(), "losses/q_values": q_mean, "td_error": priority}
 
-    def _eager_loss_terms(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _compile_or_fall_back(self, batch: Batch) -> LossTerms:
+        """The compiled update's first call, which compiles it. A compiler that cannot work on
+        this machine (no C compiler for the CPU backend, a GPU Triton does not support) costs one
+        warning and the run goes on with the eager update, which computes the same step; an error
+        of the update itself is raised again by the eager call."""
+        self._first_compiled_call = False
+        try:
+            return self._loss_terms(batch)
+        except Exception as error:  # noqa: BLE001 - any compiler failure, reported in one line
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            print(
+                f"warning: torch.compile of the update failed ({type(error).__name__}: "
+                f"{first_line}); the update runs eager (--compile off avoids this attempt)",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+            self._loss_terms = self._eager_loss_terms
+            self.compiled = False
+            return self._loss_terms(batch)
+
+    def _eager_loss_terms(self, batch: Batch) -> LossTerms:
         """(loss, mean Q of the taken actions, per-sample priority): the part of an update that
         ``torch.compile`` turns into one graph, backward included."""
         c = self.config

@@ -55,6 +55,52 @@ def test_compiled_update_matches_the_eager_update_on_the_same_batch(switches):
     assert eager.updates == compiled.updates == 3
 
 
+def failing_compile(calls: list):
+    """A stand-in for torch.compile whose compiled function fails the way a missing compiler
+    does, at its first call."""
+
+    def compile_(fn, **kwargs):
+        def compiled(*args):
+            calls.append(kwargs)
+            raise RuntimeError("InductorError: Failed to find C compiler.\nSet CXX to one.")
+
+        return compiled
+
+    return compile_
+
+
+def test_a_compiler_that_fails_leaves_the_eager_update_with_one_warning(monkeypatch, capsys):
+    torch.set_num_threads(1)
+    batch = pixel_batch()
+    eager = DQNAgent.build(preset("cleanrl").replace(compile="off"), (4, 84, 84), 4,
+                           torch.device("cpu"), seed=3)  # fmt: skip
+    calls: list = []
+    monkeypatch.setattr(torch, "compile", failing_compile(calls))
+    fallen = DQNAgent.build(preset("cleanrl").replace(compile="on"), (4, 84, 84), 4,
+                            torch.device("cpu"), seed=3)  # fmt: skip
+    assert fallen.compiled
+    for _ in range(3):
+        a, b = eager.update(batch), fallen.update(batch)
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert len(calls) == 1 and not fallen.compiled and fallen.updates == 3
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "warning: torch.compile of the update failed (RuntimeError: InductorError: Failed to "
+        "find C compiler.); the update runs eager (--compile off avoids this attempt)"
+    ]
+
+
+def test_an_error_of_the_update_itself_is_not_hidden_by_the_fallback(monkeypatch):
+    batch = pixel_batch()
+    monkeypatch.setattr(torch, "compile", failing_compile([]))
+    agent = DQNAgent.build(preset("cleanrl").replace(compile="on"), (4, 84, 84), 4,
+                           torch.device("cpu"), seed=3)  # fmt: skip
+    bad = batch._replace(action=torch.full_like(batch.action, 7))  # the net has 4 actions
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        agent.update(bad)
+
+
 def test_compile_auto_needs_a_conv_net_and_enough_updates():
     long_run = TrainConfig(total_steps=400_000, learning_starts=80_000)  # 80,000 updates
     assert should_compile(long_run, (4, 84, 84))

@@ -360,8 +360,8 @@ def test_export_bad_input_exits_2_with_one_line(run, tmp_path, capsys, args, mes
 
 
 def shipped() -> list:
-    """Each agent in agents/pretrained/ (none yet: an empty parametrization); real games are
-    marked atari."""
+    """Each agent in agents/pretrained/ (an empty parametrization when none ships); real games
+    are marked atari."""
     params = []
     for name in list_pretrained():
         env_id = json.loads((PRETRAINED_DIR / f"{name}.json").read_text())["env_id"]
