@@ -172,13 +172,15 @@ class DQNAgent:
             self.noise_generator.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
         self.updates = 0
         self.compiled = compile_update
-        self._first_compiled_call = compile_update  # compiling happens there; it may fail
         self._loss_terms = self._eager_loss_terms
         if compile_update:
             graphs = device.type == "cuda" and config.cuda_graphs != "off"
             # CUDA graphs replay the whole compiled forward and backward in one launch.
             mode = "reduce-overhead" if graphs else None
-            self._loss_terms = torch.compile(self._eager_loss_terms, mode=mode, dynamic=False)
+            self._compiled_loss_terms = torch.compile(
+                self._eager_loss_terms, mode=mode, dynamic=False
+            )
+            self._loss_terms = self._compile_or_fall_back  # the first call compiles
 
     @classmethod
     def build(
@@ -215,10 +217,7 @@ class DQNAgent:
         if c.noisy:
             reset_noise(self.online, self.noise_generator)
             reset_noise(self.target, self.noise_generator)
-        if self._first_compiled_call:
-            loss, q_mean, priority = self._compile_or_fall_back(batch)
-        else:
-            loss, q_mean, priority = self._loss_terms(batch)
+        loss, q_mean, priority = self._loss_terms(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if c.max_grad_norm > 0:
@@ -232,9 +231,8 @@ class DQNAgent:
         this machine (no C compiler for the CPU backend, a GPU Triton does not support) costs one
         warning and the run goes on with the eager update, which computes the same step; an error
         of the update itself is raised again by the eager call."""
-        self._first_compiled_call = False
         try:
-            return self._loss_terms(batch)
+            terms = self._compiled_loss_terms(batch)
         except Exception as error:  # noqa: BLE001 - any compiler failure, reported in one line
             first_line = (str(error).strip().splitlines() or [""])[0][:200]
             print(
@@ -245,6 +243,8 @@ class DQNAgent:
             self._loss_terms = self._eager_loss_terms
             self.compiled = False
             return self._loss_terms(batch)
+        self._loss_terms = self._compiled_loss_terms
+        return terms
 
     def _eager_loss_terms(self, batch: Batch) -> LossTerms:
         """(loss, mean Q of the taken actions, per-sample priority): the part of an update that
