@@ -15,9 +15,13 @@ in agent steps, reported when the game is over or truncated, never per life.
 Two implementations, kept in agreement by tests: `make_atari_env` (gymnasium's `AtariPreprocessing`
 and `FrameStackObservation` around the ALE, for evaluation and video) and `make_atari_vector_env`
 (ale_py's C++ `AtariVectorEnv`, for training). With no-op starts off they produce the same pixels.
-Known, bounded differences: the vector env draws 0..noop_max-1 no-op frames instead of
-1..noop_max, and counts the frame cap over agent steps only (the single env counts the no-op and
-FIRE frames too), so its episodes may run up to noop_max + 4 frames longer.
+Both draw the number of no-op frames of a start uniformly from 1..noop_max (0 when noop_max is 0):
+gymnasium does it itself; ale_py 0.12.1 alone draws 0..noop_max-1 (0..noop_max-2, with 0 twice as
+likely, in games with FIRE), so `NoopStartVectorEnv` redraws the starts outside 1..noop_max (see
+its docstring); tests pin both ranges over hundreds of resets. Known, bounded differences: the
+single env presses FIRE before its no-ops, the vector env after them, and the vector env counts
+the frame cap over agent steps only (the single env counts the no-op and FIRE frames too), so its
+episodes may run up to noop_max + 4 frames longer.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import difflib
 import functools
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import ale_py
 import gymnasium as gym
+import numpy as np
 from ale_py import roms
 from ale_py.vector_env import AtariVectorEnv
 from gymnasium.wrappers import (
@@ -224,6 +230,81 @@ def make_atari_env(
     return env
 
 
+class NoopStartVectorEnv:
+    """ale_py's `AtariVectorEnv` with the no-op frames of every start uniform in 1..noop_max.
+
+    Measured on ale_py 0.12.1 (episode_frame_number after 400 resets per setting): built with
+    `noop_max=M` it draws D uniformly from 0..M-1 and plays D no-op frames, or max(D - 1, 0)
+    before its FIRE frame in games with FIRE: 0..29 (or 0..28) for M = 30, where gymnasium's
+    `AtariPreprocessing` plays 1..30. No value of M gives 1..30, so `env` is built with
+    M = noop_max + 2, whose draw covers 1..noop_max with equal probabilities (under this draw and
+    under the "D + 1 - FIRE" one of other ale_py sources alike), and every env whose start
+    played a number outside 1..noop_max (episode_frame_number minus the FIRE frame) is reset
+    again right away, from its own RNG, until one falls inside: rejection sampling, so the starts
+    are exactly uniform in 1..noop_max. About 1 start in 16 is redrawn (2 in 32 values), each at
+    the cost of one extra ALE reset; reproducible from the seeds as before. With noop_max = 0, `env`
+    is built with 0 and plays none (checked the same way).
+    """
+
+    _MAX_REDRAWS = 100  # a draw that keeps missing (1 - 30/32)^100 ~ 1e-120: ale_py changed
+
+    def __init__(self, env: AtariVectorEnv, *, noop_max: int, fire_frame: bool):
+        self.env = env
+        self.noop_max = noop_max
+        self.fire_frame = int(fire_frame)
+        self.num_envs = env.num_envs
+        self.metadata = env.metadata
+        self.single_observation_space = env.single_observation_space
+        self.single_action_space = env.single_action_space
+
+    def reset(self, *, seed: Any = None, options: dict[str, Any] | None = None):
+        """`AtariVectorEnv.reset`, with the starts outside 1..noop_max drawn again."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        mask = (options or {}).get("reset_mask")
+        started = np.ones(self.num_envs, dtype=bool) if mask is None else np.asarray(mask)
+        return self._redraw(obs, info, started)
+
+    def send(self, actions: np.ndarray) -> None:
+        self.env.send(actions)
+
+    def recv(self):
+        """`AtariVectorEnv.recv`; envs that autoreset on this step get the start redrawn."""
+        obs, reward, terminated, truncated, info = self.env.recv()
+        obs, info = self._redraw(obs, info, np.asarray(terminated) | np.asarray(truncated))
+        return obs, reward, terminated, truncated, info
+
+    def step(self, actions: np.ndarray):
+        self.send(actions)
+        return self.recv()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def noops_played(self, info: dict[str, Any]) -> np.ndarray:
+        """No-op frames of the starts reported in `info` (right after a reset only)."""
+        return np.asarray(info["episode_frame_number"]) - self.fire_frame
+
+    def _redraw(self, obs: np.ndarray, info: dict[str, Any], started: np.ndarray):
+        low = min(1, self.noop_max)  # 1..noop_max, or 0..0
+        for _ in range(self._MAX_REDRAWS):
+            noops = self.noops_played(info)
+            redo = started & ((noops < low) | (noops > self.noop_max))
+            if not redo.any():
+                return obs, info
+            new_obs, new_info = self.env.reset(options={"reset_mask": redo})
+            obs = np.where(redo.reshape(-1, *[1] * (obs.ndim - 1)), new_obs, obs)
+            info = dict(info)
+            for key in ("lives", "frame_number", "episode_frame_number"):
+                if key in new_info:
+                    info[key] = np.where(redo, new_info[key], info[key])
+            started = redo
+        raise RuntimeError(
+            f"ale_py {ale_py.__version__}: no-op starts keep falling outside "
+            f"{low}..{self.noop_max} after {self._MAX_REDRAWS} resets; its no-op draw changed, "
+            "see NoopStartVectorEnv"
+        )
+
+
 def make_atari_vector_env(
     game: str,
     num_envs: int,
@@ -263,14 +344,15 @@ def make_atari_vector_env(
         stack_num=frame_stack,
         frameskip=FRAME_SKIP,
         maxpool=True,
-        noop_max=noops,
+        noop_max=noops + 2 if noops else 0,  # a superset of 1..noops, see NoopStartVectorEnv
         episodic_life=False,  # it would reset the game on a life loss
         life_loss_info=False,  # life loss is derived from `lives` by SameStepVectorEnv
         reward_clipping=False,  # clipped in SameStepVectorEnv, which also needs the raw score
         use_fire_reset=spec.fire_on_reset,  # only acts in games that have FIRE
     )
+    fire = spec.fire_on_reset and ale_py.Action.FIRE in env.ale.get_action_set()
     return SameStepVectorEnv(
-        env,
+        NoopStartVectorEnv(env, noop_max=noops, fire_frame=fire),
         seed=seed,
         clip_rewards=mode == "train",
         life_loss_terminal=mode == "train" and spec.life_loss_terminal,

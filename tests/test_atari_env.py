@@ -1,4 +1,5 @@
-"""Game names, and the single-env Atari chain on the real Pong and Breakout ROMs."""
+"""Game names, the single-env Atari chain on the real Pong and Breakout ROMs, and the no-op starts
+of both chains."""
 
 import cv2
 import gymnasium as gym
@@ -12,6 +13,7 @@ from envs.atari import (
     is_atari_game,
     list_games,
     make_atari_env,
+    make_atari_vector_env,
     print_games_if_requested,
     rom_name,
 )
@@ -130,11 +132,48 @@ def test_four_frames_per_step_and_max_over_the_last_two_raw_frames():
     assert not np.array_equal(screens[-2], screens[-1])  # the max did pool two frames
 
 
+STARTS = 256  # per chain; a value of 1..30 is missed with probability (29/30)^256 < 2e-4
+
+
+def assert_one_to_thirty(noops: list[int]) -> None:
+    assert len(noops) == STARTS
+    assert (min(noops), max(noops)) == (1, 30)
+    assert set(noops) == set(range(1, 31))
+
+
 @pytest.mark.atari
-def test_noop_starts_fall_in_one_to_thirty():
+def test_single_chain_draws_one_to_thirty_noop_frames():
     env = make_atari_env("Pong", "nature", "eval", seed=0)  # later resets go on with its RNG
-    noops = {env.reset()[1]["episode_frame_number"] - 1 for _ in range(60)}
-    assert min(noops) >= 1 and max(noops) <= 30 and len(noops) > 10
+    noops = [env.reset()[1]["episode_frame_number"] - 1 for _ in range(STARTS)]  # minus FIRE
+    assert_one_to_thirty(noops)
+
+
+# Pong has FIRE: under `nature` the vector env presses it after the no-ops, under `machado` (here
+# with no-op starts added) it does not, the two ways ale_py's vector env counts its no-ops.
+@pytest.mark.atari
+@pytest.mark.parametrize(("protocol", "fire_frames"), [("nature", 1), ("machado", 0)])
+def test_vector_chain_draws_one_to_thirty_noop_frames(protocol, fire_frames):
+    # a cap of one agent step truncates every step: each step autoresets every env
+    env = make_atari_vector_env(
+        "Pong", 4, protocol, "eval", seed=1, noop_max=30, max_episode_frames=1, num_threads=1
+    )
+    noops = []
+    for _ in range(STARTS // 8):
+        _, info = env.reset()
+        noops += (info["episode_frame_number"] - fire_frames).tolist()
+        _, _, _, truncated, info = env.step(np.zeros(4, dtype=np.int64))  # same-step autoresets
+        assert truncated.all()
+        noops += (info["episode_frame_number"] - fire_frames).tolist()
+    assert_one_to_thirty(noops)
+
+
+@pytest.mark.atari
+def test_vector_chain_without_noop_starts_plays_none():
+    for protocol, fire_frames in [("nature", 1), ("machado", 0)]:
+        env = make_atari_vector_env("Pong", 4, protocol, "eval", seed=0, noop_max=0)
+        for _ in range(8):
+            _, info = env.reset()
+            assert (info["episode_frame_number"] == fire_frames).all()
 
 
 @pytest.mark.atari

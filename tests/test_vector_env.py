@@ -165,16 +165,6 @@ def test_atari_vector_truncates_at_the_frame_cap():
 
 
 @pytest.mark.atari
-def test_atari_vector_noop_starts_fall_in_zero_to_twenty_nine():
-    env = make_vector_env("Pong", 4, "nature", "eval", seed=0)
-    noops = set()
-    for _ in range(16):
-        _, info = env.reset()
-        noops |= set((info["episode_frame_number"] - 1).tolist())  # minus the FIRE frame
-    assert min(noops) >= 0 and max(noops) <= 29 and len(noops) > 15
-
-
-@pytest.mark.atari
 def test_atari_vector_async_steps_equal_sync_steps():
     sync = make_vector_env("Breakout", 2, "nature", "train", seed=9)
     split = make_vector_env("Breakout", 2, "nature", "train", seed=9)
