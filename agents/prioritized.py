@@ -215,10 +215,16 @@ class PrioritizedSampler:
         self.tree.update(idx, torch.where(valid, fresh, torch.zeros_like(current)))
         self.indices_added += idx.numel()
 
-    def update_priorities(self, indices: IndexLike, td_errors: torch.Tensor) -> None:
-        """Set ``p_i = (|delta_i| + eps)^alpha`` for the sampled indices and track the max."""
+    def update_priorities(
+        self, indices: IndexLike, td_errors: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> None:
+        """Set ``p_i = (|delta_i| + eps)^alpha`` for the sampled indices and track the max;
+        indices where ``valid`` (if given) is False get 0 instead, so they stay undrawable."""
         delta = torch.as_tensor(td_errors, device=self.device).detach().to(self.tree.tree.dtype)
         priorities = (delta.abs().reshape(-1) + self.eps) ** self.alpha
+        if valid is not None:
+            valid = torch.as_tensor(valid, device=self.device).bool().reshape(-1)
+            priorities = torch.where(valid, priorities, torch.zeros_like(priorities))
         self.tree.update(indices, priorities)
         if priorities.numel() > 0:
             self.max_priority = torch.maximum(self.max_priority, priorities.max())
@@ -330,11 +336,26 @@ class PrioritizedReplay:
         self.sampler.sync(flat_index(streams.reshape(-1), slots.reshape(-1), r.slots), valid)
 
     def sample(self, batch_size: int, step: int = 0):
+        """A batch drawn by priority; every returned slot is ``replay.sampleable``: the tree gives
+        exactly the sampleable slots a positive priority, and a tree whose total is 0 (no
+        sampleable slot yet) raises RuntimeError as the uniform replay does. That check reads the
+        total (a host synchronisation) only while ``replay.surely_sampleable()`` is False: the
+        first n_step + 2 adds after a start or restart."""
+        if not self.replay.surely_sampleable() and not bool(self.sampler.tree.total() > 0):
+            raise RuntimeError(
+                f"replay holds too few complete transitions ({len(self.replay)}) to sample"
+            )
         indices, weights = self.sampler.sample(batch_size, step, self.replay.generator)
         stream, slot = split_index(indices, self.replay.slots)
         return self.replay.gather(stream, slot)._replace(weights=weights)
 
     def update_priorities(self, batch, td_errors: torch.Tensor) -> None:
+        """New priorities for a sampled batch. A slot the replay no longer holds as a sampleable
+        transition (an ``add`` came between the draw and this update) stays at 0; without that,
+        the update would give it back a positive priority and it could be drawn until the next
+        ``add`` synchronised its neighbourhood again."""
         self.sampler.update_priorities(
-            flat_index(batch.stream, batch.slot, self.replay.slots), td_errors
+            flat_index(batch.stream, batch.slot, self.replay.slots),
+            td_errors,
+            self.replay.sampleable(batch.stream, batch.slot),
         )

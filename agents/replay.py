@@ -20,9 +20,10 @@ A life loss in training is ``terminated`` without a reset: the stack continues, 
 
 Sampling is uniform over complete transitions (rejection of the few slots that are not: pending
 slots, the final-observation slot of an episode, the oldest ``frame_stack - 1`` slots whose history
-has been overwritten). n-step returns (Sutton & Barto; Hessel et al. 2018) are computed at sampling
-time, cut at the first termination or truncation, never across episodes or streams; the batch
-carries ``discount = gamma^m`` (0 after a termination) so the agent needs no separate flag.
+has been overwritten); a sampled slot is always ``sampleable`` (see ``_draw``). n-step returns
+(Sutton & Barto; Hessel et al. 2018) are computed at sampling time, cut at the first termination
+or truncation, never across episodes or streams; the batch carries ``discount = gamma^m`` (0 after
+a termination) so the agent needs no separate flag.
 
 Memory per transition: one frame (7,056 bytes for 84x84) + action (4) + reward (4) + 3 flag bytes.
 """
@@ -113,7 +114,10 @@ class ReplayBuffer:
         self.cursor = torch.zeros(num_streams, dtype=torch.long, **kw)  # each stream's pending slot
         self.written = 0  # slots written per stream, at most (max over streams)
         self.transitions_added = 0
+        self.adds_since_start = 0  # `add` calls since the last `start` or `restart` (host count)
         self.started = False
+        # CUDA: the batch is drawn without a host synchronisation (see `_draw`)
+        self.sync_free = self.device.type == "cuda"
         self._streams = torch.arange(num_streams, device=self.device)
         self._offsets = torch.arange(-frame_stack + 1, 1, device=self.device)
         self._steps = torch.arange(n_step, device=self.device)
@@ -136,6 +140,7 @@ class ReplayBuffer:
         """Store each stream's first observation (after ``env.reset``)."""
         self._write(self._streams, self._newest(obs), first=True)
         self.written = max(self.written, 1)
+        self.adds_since_start = 0
         self.started = True
 
     def add(
@@ -174,6 +179,7 @@ class ReplayBuffer:
             self._write(idx, newest[idx], first=True)
             self.written = min(self.slots, self.written + 2)
         self.transitions_added += self.num_streams
+        self.adds_since_start += 1
 
     def restart(self, obs: np.ndarray | torch.Tensor) -> None:
         """Begin new episodes in every stream mid-run (a resumed run whose envs were reset): the
@@ -184,6 +190,7 @@ class ReplayBuffer:
         self.cursor = (self.cursor + 1) % self.slots
         self._write(s, self._newest(obs), first=True)
         self.written = min(self.slots, self.written + 1)
+        self.adds_since_start = 0
 
     # -- reading -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -201,6 +208,15 @@ class ReplayBuffer:
         age = (self.cursor[stream] - slot) % self.slots
         ok = self.complete[stream, slot] & (age >= self.n_step)
         return ok & (age <= self.slots - self.frame_stack)
+
+    def surely_sampleable(self) -> bool:
+        """A host-side sufficient condition for every stream to hold a sampleable slot: at least
+        n_step + 2 ``add`` calls since the last ``start``/``restart``. Then the slots aged n_step
+        and n_step + 1 were written by those adds, so each is complete unless it holds an
+        episode's final observation, and a final-observation slot is never next to another one
+        (the slot after it starts the next episode, completed by the following add); both ages
+        lie in [n_step, slots - frame_stack] because slots >= frame_stack + n_step + 2."""
+        return self.adds_since_start >= self.n_step + 2
 
     def stacks(self, stream: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
         """Observation stacks (B, frame_stack, *frame) ending at the given slots."""
@@ -230,17 +246,51 @@ class ReplayBuffer:
         return stream, slot, self.sampleable(stream, slot)
 
     def _draw(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Uniform over sampleable slots, without a host synchronisation: of 2B + 16 candidates
-        the first B sampleable ones are kept (a stable sort puts them first). Unsampleable slots
-        are the few around each cursor and episode ends, so a shortfall needs more than B + 16 of
-        2B + 16 draws to miss; if it ever happens, valid candidates are reused rather than an
-        invalid one ever returned. A small replay draws until enough are found (host checks)."""
-        if len(self) < 8 * batch_size + 64:
+        """B independent uniform draws over the sampleable slots; every returned slot is one.
+
+        A small or just (re)started replay draws candidates until B sampleable ones are found
+        (``_draw_exactly``, host checks). Otherwise one set of 2B + 16 uniform candidates is drawn
+        and its first B sampleable ones are kept: unsampleable slots are few (around each cursor
+        and at episode ends), so B are almost always among them. When fewer are (tiny rings, many
+        one-step episodes), the shortfall is handled exactly, never by returning or repeating a
+        candidate:
+        - off CUDA, reading the count costs nothing: the batch is drawn by ``_draw_exactly``;
+        - on CUDA (``sync_free``), where reading it would stall the host on the device, picks
+          past the candidates' sampleable count come from ``_draw_from_ring`` through a
+          ``torch.where``: no synchronisation, at the cost of one O(capacity) pass per call.
+        Either way the batch is B independent uniform draws over the sampleable slots (keeping
+        or discarding a candidate set depends only on which candidates are sampleable, not on
+        which sampleable slots they are)."""
+        if len(self) < 8 * batch_size + 64 or not self.surely_sampleable():
             return self._draw_exactly(batch_size)
         stream, slot, keep = self._candidates(batch_size)
-        order = torch.argsort((~keep).to(torch.uint8), stable=True)
-        pick = order[torch.arange(batch_size, device=self.device) % keep.sum().clamp(min=1)]
-        return stream[pick], slot[pick]
+        if not self.sync_free:
+            if int(keep.sum()) < batch_size:
+                return self._draw_exactly(batch_size)
+            return stream[keep][:batch_size], slot[keep][:batch_size]
+        first = torch.argsort((~keep).to(torch.uint8), stable=True)[:batch_size]
+        found = torch.arange(batch_size, device=self.device) < keep.sum()
+        ring_stream, ring_slot = self._draw_from_ring(batch_size)
+        return (
+            torch.where(found, stream[first], ring_stream),
+            torch.where(found, slot[first], ring_slot),
+        )
+
+    def _draw_from_ring(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """B independent uniform draws over the sampleable slots of the whole ring, without a host
+        synchronisation: the k-th sampleable slot (k uniform) by a search in the running count.
+        Needs a sampleable slot (``surely_sampleable``)."""
+        slots = torch.arange(self.slots, device=self.device)
+        age = (self.cursor[:, None] - slots) % self.slots
+        ok = self.complete & (age >= self.n_step) & (age <= self.slots - self.frame_stack)
+        counts = ok.view(-1).cumsum(0)
+        total = counts[-1]
+        u = torch.rand(
+            batch_size, device=self.device, dtype=torch.float64, generator=self.generator
+        )
+        k = torch.minimum((u * total).long(), total - 1)
+        flat = torch.searchsorted(counts, k, right=True)
+        return flat // self.slots, flat % self.slots
 
     def _draw_exactly(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         stream_out, slot_out, have = [], [], 0

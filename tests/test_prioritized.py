@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from agents.prioritized import (
     BRANCHING,
+    PrioritizedReplay,
     PrioritizedSampler,
     SumTree,
     benchmark_sampling,
@@ -351,3 +354,52 @@ def test_benchmark_sampling_smoke() -> None:
     assert result["capacity"] == 1000 and result["batch_size"] == 8
     assert result["sample_us"] > 0 and result["update_us"] > 0
     assert result["sample_and_update_us"] == result["sample_us"] + result["update_us"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    num_streams=st.sampled_from([1, 3, 16, 64]),
+    extra_slots=st.integers(0, 6),
+    frame_stack=st.sampled_from([1, 4]),
+    n_step=st.integers(1, 3),
+    steps=st.integers(0, 30),
+    p_end=st.sampled_from([0.0, 0.5, 1.0]),  # 1.0: every episode lasts one step
+    seed=st.integers(0, 2**16),
+)
+@example(64, 0, 4, 3, 2, 0.0, 0).via("audit")  # 2 adds: nothing sampleable yet
+@example(2, 0, 4, 1, 30, 0.3, 0).via("audit")  # priorities of a batch come back after an add
+def test_prioritized_draws_only_sampleable_slots_of_tiny_replays(
+    num_streams, extra_slots, frame_stack, n_step, steps, p_end, seed
+) -> None:
+    slots = frame_stack + n_step + 2 + extra_slots
+    replay = ReplayBuffer(num_streams * slots, num_streams, (1,), torch.float32,
+                          frame_stack=frame_stack, n_step=n_step, seed=seed)  # fmt: skip
+    prioritized = PrioritizedReplay(replay, PrioritizedSampler(num_streams * slots, alpha=0.6))
+    rng = np.random.default_rng(seed)
+    shape = (num_streams, frame_stack, 1) if frame_stack > 1 else (num_streams, 1)
+
+    def add() -> None:
+        obs = rng.random(shape).astype(np.float32)
+        end = rng.random(num_streams) < p_end
+        prioritized.add(rng.integers(0, 4, num_streams), np.zeros(num_streams), end,
+                        np.zeros(num_streams, bool), obs, end, obs)  # fmt: skip
+
+    def sampleable_count() -> int:
+        streams = torch.arange(num_streams).repeat_interleave(slots)
+        return int(replay.sampleable(streams, torch.arange(slots).repeat(num_streams)).sum())
+
+    prioritized.start(np.zeros(shape, np.float32))
+    for _ in range(steps):
+        add()
+        if sampleable_count() == 0:
+            with pytest.raises(RuntimeError, match="too few complete transitions"):
+                prioritized.sample(4)
+            continue
+        batch = prioritized.sample(8)
+        assert bool(replay.sampleable(batch.stream, batch.slot).all())
+        assert bool(torch.isfinite(batch.weights).all())
+        add()  # a learner that writes the batch's priorities back one add later
+        prioritized.update_priorities(batch, torch.rand(8) * 5)
+        if sampleable_count() > 0:
+            again = prioritized.sample(32)
+            assert bool(replay.sampleable(again.stream, again.slot).all())

@@ -6,7 +6,7 @@ from collections import deque
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from agents.replay import ReplayBuffer
@@ -174,3 +174,98 @@ def test_bad_arguments_raise_clear_errors():
         ReplayBuffer(100, 1, (2,), stack_padding="mirror")
     with pytest.raises(ValueError, match="capacity 10 is too small"):
         ReplayBuffer(10, 2, (2,))
+
+
+def tiny_replay(num_streams, extra_slots, frame_stack, n_step, steps, p_end, seed):
+    """A ring of the smallest legal size (+ extra_slots) per stream; with p_end = 1 every episode
+    lasts one step, so about half the slots hold a final observation and cannot be sampled."""
+    slots = frame_stack + n_step + 2 + extra_slots
+    replay = ReplayBuffer(num_streams * slots, num_streams, (1,), torch.float32,
+                          frame_stack=frame_stack, n_step=n_step, seed=seed)  # fmt: skip
+    rng = np.random.default_rng(seed)
+    shape = (num_streams, frame_stack, 1) if frame_stack > 1 else (num_streams, 1)
+    replay.start(np.zeros(shape, np.float32))
+    for _ in range(steps):
+        obs = rng.random(shape).astype(np.float32)
+        end = rng.random(num_streams) < p_end
+        replay.add(rng.integers(0, 4, num_streams), np.zeros(num_streams), end,
+                   np.zeros(num_streams, bool), obs, end, obs)  # fmt: skip
+    return replay
+
+
+def sampleable_count(replay) -> int:
+    streams = torch.arange(replay.num_streams).repeat_interleave(replay.slots)
+    slots = torch.arange(replay.slots).repeat(replay.num_streams)
+    return int(replay.sampleable(streams, slots).sum())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    num_streams=st.sampled_from([1, 3, 16, 64]),
+    extra_slots=st.integers(0, 6),
+    frame_stack=st.sampled_from([1, 4]),
+    n_step=st.integers(1, 3),
+    steps=st.integers(0, 40),
+    p_end=st.sampled_from([0.0, 0.5, 1.0]),
+    sync_free=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+# one-step episodes in 64 rings of 9 slots: the candidates often hold no sampleable slot
+@example(64, 0, 4, 3, 30, 1.0, False, 0).via("audit")
+@example(64, 0, 4, 3, 30, 1.0, True, 0).via("audit")
+# 64 streams after 2 adds: 128 stored transitions (the candidate path) but none sampleable yet
+@example(64, 0, 4, 3, 2, 0.0, False, 0).via("audit")
+@example(64, 0, 4, 3, 2, 0.0, True, 0).via("audit")
+def test_every_sampled_slot_is_sampleable_in_tiny_replays(
+    num_streams, extra_slots, frame_stack, n_step, steps, p_end, sync_free, seed
+):
+    replay = tiny_replay(num_streams, extra_slots, frame_stack, n_step, steps, p_end, seed)
+    replay.sync_free = sync_free  # the CUDA draw, run here on the CPU
+    if sampleable_count(replay) == 0:
+        with pytest.raises(RuntimeError, match="too few complete transitions"):
+            replay.sample(1)  # after 1,000 candidate sets (slow: once)
+        return
+    for batch_size in (1, 4, 32):  # B = 1 and 4 take the candidate path from 72 and 96 stored
+        for _ in range(20 if batch_size == 1 else 5):
+            b = replay.sample(batch_size)
+            assert b.stream.shape == b.slot.shape == (batch_size,)
+            assert bool(replay.sampleable(b.stream, b.slot).all())
+
+
+@pytest.mark.parametrize("sync_free", [False, True])
+def test_candidate_shortfall_falls_back_to_an_exact_draw(sync_free, monkeypatch):
+    # 64 one-step-episode streams of 9 slots, n_step 3: 1 slot in 9 is sampleable, so 18
+    # candidates (B = 1) often hold none, and 80 (B = 32) fewer than 32.
+    replay = tiny_replay(64, 0, 4, 3, 30, 1.0, seed=0)
+    replay.sync_free = sync_free
+    assert len(replay) >= 8 * 32 + 64 and replay.surely_sampleable()
+    valid = sampleable_count(replay)
+    assert valid == 64  # one per stream
+    fallbacks = []
+    for name in ("_draw_exactly", "_draw_from_ring"):
+        method = getattr(replay, name)
+        monkeypatch.setattr(replay, name, lambda b, m=method, n=name: fallbacks.append(n) or m(b))
+    stream, slot = [], []
+    for batch_size in [1] * 300 + [32] * 10:
+        b = replay.sample(batch_size)
+        stream.append(b.stream)
+        slot.append(b.slot)
+    stream, slot = torch.cat(stream), torch.cat(slot)
+    assert bool(replay.sampleable(stream, slot).all())  # the old draw: 39 invalid of 620
+    assert len(fallbacks) >= 30  # about 12% of the B = 1 draws and every B = 32 draw
+    assert len(set(zip(stream.tolist(), slot.tolist()))) == valid  # every one gets drawn
+
+
+def test_ring_draw_is_uniform_over_the_sampleable_slots():
+    replay = tiny_replay(8, 4, 4, 2, 40, 0.5, seed=6)
+    streams = torch.arange(8).repeat_interleave(replay.slots)
+    slots = torch.arange(replay.slots).repeat(8)
+    valid = replay.sampleable(streams, slots)
+    assert int(valid.sum()) == 40  # of 8 x 12 slots, with this seed
+    stream, slot = replay._draw_from_ring(200 * 40)
+    assert bool(replay.sampleable(stream, slot).all())
+    counts = torch.bincount(stream * replay.slots + slot, minlength=valid.numel())[valid]
+    chi2 = float(((counts - 200.0) ** 2 / 200.0).sum())
+    # chi-square, 39 degrees of freedom, significance 0.001: 72.055 (NIST/SEMATECH e-Handbook of
+    # Statistical Methods, table 1.3.6.7.4)
+    assert chi2 < 72.055
