@@ -36,7 +36,9 @@ def start_training(args: list[str]) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def wait_for(condition, process: subprocess.Popen, timeout_s: float = 120.0) -> None:
+def wait_for(condition, process: subprocess.Popen, timeout_s: float = 600.0) -> None:
+    """Wait for a step or a checkpoint of the run; the timeout only guards against a hang (a loaded
+    machine may take minutes where an idle one takes seconds)."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         if process.poll() is not None:
@@ -71,7 +73,7 @@ def test_a_signal_checkpoints_flushes_and_exits_with_its_code(tmp_path, sig, cod
     )
     wait_for(lambda: logged_step(out) >= 400, process)  # updates are running
     process.send_signal(sig)
-    stdout, stderr = process.communicate(timeout=60)
+    stdout, stderr = process.communicate(timeout=600)  # a hang guard, see wait_for
     assert process.returncode == code, stderr
     state = load_checkpoint(out)
     assert state["global_step"] >= 400
