@@ -49,6 +49,8 @@ from agents.runs import (
     new_run_id,
     resolve_device,
     restore_trainer,
+    saved_replay_dir,
+    saved_replay_slots,
     seed_everything,
     stop_summary,
     write_checkpoint,
@@ -85,7 +87,9 @@ class Trainer:
         self.agent = DQNAgent.build(
             config, self.obs_shape, self.num_actions, self.device, config.seed
         )
-        self.replay = make_replay(config, self.envs, self.device)
+        saved = saved_replay_dir(resumed) if resumed is not None else None
+        keep = saved_replay_slots(saved) if saved is not None else None
+        self.replay = make_replay(config, self.envs, self.device, keep_slots=keep)
         self.overlap = config.async_envs == "on" or (
             config.async_envs == "auto" and is_atari_game(config.env)
         )
