@@ -58,7 +58,8 @@ class TrainConfig:
     the replay before the step in flight is added to it."""
 
     buffer_size: int = 1_000_000
-    """Replay capacity in transitions."""
+    """Replay capacity in transitions; a run shorter than it allocates only what its
+    --total-steps can fill (a few slots more per env), and grows it if extended with --resume."""
     batch_size: int = 32
     """Transitions per gradient step."""
     learning_starts: int = 80_000
@@ -74,11 +75,13 @@ class TrainConfig:
     loss: Literal["huber", "mse"] = "huber"
     """TD loss: huber (the Nature paper's error clipping) or mse."""
     optimizer: Literal["adam", "rmsprop"] = "adam"
-    """Optimizer: adam, or rmsprop (centred, DeepMind style)."""
+    """Optimizer: adam, or rmsprop (DeepMind's centred RMSProp of the Nature DQN: eps inside the
+    square root, no momentum)."""
     learning_rate: float = 1e-4
     """Optimizer step size."""
     optimizer_eps: float = 1e-8
-    """Optimizer epsilon (Adam eps, or RMSProp's minimum squared gradient)."""
+    """Optimizer epsilon: Adam's eps, or RMSProp's constant under the square root (the losses are
+    batch means, so the Nature DQN's 0.01 for summed gradients is 0.01 / 32^2 here)."""
     rmsprop_alpha: float = 0.95
     """RMSProp smoothing constant for squared gradients."""
     max_grad_norm: float = 0.0
@@ -118,6 +121,10 @@ class TrainConfig:
     """Exploration epsilon after the decay."""
     epsilon_decay_steps: int = 1_000_000
     """Agent steps of the linear epsilon decay."""
+    epsilon_decay_fraction: float | None = None
+    """Length of the epsilon decay as a fraction of --total-steps, in (0, 1] (CleanRL's
+    exploration_fraction); when set it overrides --epsilon-decay-steps. It is resolved against
+    the run's total when the run starts: --resume --total-steps keeps that decay length."""
     eval_epsilon: float = 0.05
     """Epsilon used when evaluating."""
 
@@ -161,7 +168,52 @@ class TrainConfig:
     """Seconds to wait for wandb to start; past it the run goes on with local metrics only."""
 
     def replace(self, **changes) -> TrainConfig:
+        """A copy with ``changes``; an ``epsilon_decay_steps`` given without an
+        ``epsilon_decay_fraction`` also drops the fraction (of a preset such as cleanrl), so the
+        decay length asked for is the one used."""
+        if "epsilon_decay_steps" in changes and "epsilon_decay_fraction" not in changes:
+            changes["epsilon_decay_fraction"] = None
         return dataclasses.replace(self, **changes)
+
+
+def epsilon_decay_length(config: TrainConfig) -> int:
+    """Agent steps of the epsilon decay: ``epsilon_decay_fraction`` of ``total_steps`` when set
+    (CleanRL's ``exploration_fraction * total_timesteps``), else ``epsilon_decay_steps``. A run
+    resolves it once, when it starts, and keeps it when resumed (``Trainer``)."""
+    if config.epsilon_decay_fraction is None:
+        return config.epsilon_decay_steps
+    return round(config.epsilon_decay_fraction * config.total_steps)
+
+
+def schedule_warnings(config: TrainConfig, epsilon_decay_steps: int | None = None) -> list[str]:
+    """One line for each schedule the run is too short to complete (a valid config, but probably
+    not what was meant): an epsilon decay longer than the run, and a target network never updated
+    once learning has started. ``epsilon_decay_steps``: the run's resolved decay length (a
+    resumed run keeps the one it started with); by default the config's. Schedules that may
+    outlast the run harmlessly are not reported: evaluations, checkpoints and logs (a final
+    checkpoint and evaluation are always made), and the prioritized-replay beta anneal (it spans
+    total_steps)."""
+    c, lines = config, []
+    decay = epsilon_decay_length(c) if epsilon_decay_steps is None else epsilon_decay_steps
+    if not c.noisy and c.epsilon_start != c.epsilon_end and decay > c.total_steps:
+        last = c.epsilon_start + c.total_steps / decay * (c.epsilon_end - c.epsilon_start)
+        what = (
+            f"--epsilon-decay-steps {decay}"
+            if decay == c.epsilon_decay_steps and c.epsilon_decay_fraction is None
+            else f"the epsilon decay ({decay} steps, resolved when the run started)"
+        )
+        lines.append(
+            f"{what} is longer than --total-steps {c.total_steps}: epsilon ends the run at "
+            f"{last:.3g} instead of {c.epsilon_end:g}"
+        )
+    target = c.target_update_steps
+    if c.total_steps // target == c.learning_starts // target:  # no sync in (starts, total]
+        lines.append(
+            f"--target-update-steps {target} leaves no target update between --learning-starts "
+            f"{c.learning_starts} and --total-steps {c.total_steps}: the target network stays "
+            "the initial network"
+        )
+    return lines
 
 
 def config_from_dict(data: dict) -> TrainConfig:
@@ -217,6 +269,12 @@ def validate(config: TrainConfig) -> None:
         value = getattr(config, name)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"--{name.replace('_', '-')}: {value} is not accepted; use [0, 1]")
+    fraction = config.epsilon_decay_fraction
+    if fraction is not None and not 0.0 < fraction <= 1.0:
+        raise ValueError(
+            f"--epsilon-decay-fraction: {fraction} is not accepted; use a number in (0, 1] or "
+            "None (then --epsilon-decay-steps sets the decay)"
+        )
     if config.batch_size > config.buffer_size:
         raise ValueError(
             f"--batch-size: {config.batch_size} is larger than --buffer-size {config.buffer_size}; "

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.config import TrainConfig
+from agents.optimizers import CenteredRMSprop
 from agents.replay import Batch
 from networks import (
     MLP,
@@ -88,49 +89,60 @@ def epsilon_greedy(
     return torch.where(explore, random_actions, greedy)
 
 
+HEAD_HIDDEN = 512  # each stream's hidden layer on a conv torso (Wang 2016, Hessel 2018)
+
+
 def build_q_network(
     obs_shape: Sequence[int],
     num_actions: int,
     hidden: Sequence[int] = (120, 84),
     config: TrainConfig | None = None,
 ) -> Network:
-    """NatureCNN torso for (C, H, W) images, MLP torso for flat vectors, and the head the config's
-    switches ask for (Q, dueling or distributional, each optionally noisy)."""
+    """The Q-network the config's switches ask for.
+
+    Images: the Nature-DQN convolutions, then
+    - plain DQN and C51 (Mnih et al. 2015; Bellemare et al. 2017): the shared 512-unit layer
+      (``NatureCNN``) and one output layer;
+    - dueling or noisy (Wang et al. 2016, section 4.2; Fortunato et al. 2018; Rainbow, Hessel et
+      al. 2018): the network splits right after the convolutions; each stream (value and
+      advantage when dueling, else the one Q stream) is a 512-unit hidden layer then an output
+      layer (of atoms when distributional), every one of them noisy when noisy.
+    Flat vectors: an MLP torso of ``hidden`` widths and a head without hidden layers.
+    """
+    c = config or TrainConfig()
+    head_hidden = 0
     if len(obs_shape) == 3:
-        torso: nn.Module = NatureCNN(obs_shape)
+        split = c.dueling or c.noisy
+        torso: nn.Module = NatureCNN(obs_shape, features=0 if split else HEAD_HIDDEN)
+        head_hidden = HEAD_HIDDEN if split else 0
     else:
         in_features = 1
         for s in obs_shape:
             in_features *= int(s)
         torso = MLP(in_features, hidden=hidden, out_features=None)
-    c = config or TrainConfig()
     width = torso.out_features
+    noise = {"noisy": c.noisy, "sigma0": c.noisy_sigma0, "hidden": head_hidden}
     if c.distributional:
         head: nn.Module = DistributionalHead(
-            width, num_actions, c.num_atoms, c.v_min, c.v_max, dueling=c.dueling, noisy=c.noisy,
-            sigma0=c.noisy_sigma0,
-        )  # fmt: skip
+            width, num_actions, c.num_atoms, c.v_min, c.v_max, dueling=c.dueling, **noise
+        )
     elif c.dueling:
-        head = DuelingHead(width, num_actions, noisy=c.noisy, sigma0=c.noisy_sigma0)
+        head = DuelingHead(width, num_actions, **noise)
     else:
-        head = QHead(width, num_actions, noisy=c.noisy, sigma0=c.noisy_sigma0)
+        head = QHead(width, num_actions, **noise)
     return Network(torso, head)
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    """Adam or centred RMSProp; Adam uses torch's fused kernel (one pass over all parameters)."""
+    """Adam (torch's fused kernel: one pass over all parameters) or DeepMind's centred RMSProp
+    (``agents.optimizers.CenteredRMSprop``: eps inside the square root, as in the Nature DQN)."""
     if config.optimizer == "adam":
         return torch.optim.Adam(
             params, lr=config.learning_rate, eps=config.optimizer_eps, fused=True
         )
     if config.optimizer == "rmsprop":
-        # DeepMind's RMSProp: centred, squared-gradient momentum 0.95, min squared gradient 0.01.
-        return torch.optim.RMSprop(
-            params,
-            lr=config.learning_rate,
-            alpha=config.rmsprop_alpha,
-            eps=config.optimizer_eps,
-            centered=True,
+        return CenteredRMSprop(
+            params, lr=config.learning_rate, alpha=config.rmsprop_alpha, eps=config.optimizer_eps
         )
     raise ValueError(f"--optimizer: unknown {config.optimizer!r}; accepted: adam, rmsprop")
 

@@ -36,7 +36,7 @@ from agents.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
 )
-from agents.config import TrainConfig, validate
+from agents.config import TrainConfig, epsilon_decay_length, schedule_warnings, validate
 from agents.dqn import DQNAgent, linear_schedule
 from agents.evaluation import agent_policy, evaluate
 from agents.replay import Batch
@@ -56,7 +56,7 @@ from agents.runs import (
     write_checkpoint,
     write_json,
 )
-from agents.tracking import Tracker, truncate_metrics
+from agents.tracking import Tracker, truncate_metrics, warn
 from envs.atari import FRAME_SKIP, is_atari_game
 from envs.vector import make_vector_env
 
@@ -128,8 +128,12 @@ class Trainer:
         self.solved_at: int | None = None
         self.learning_clock: tuple[int, float] | None = None  # (step, time) of the first update
         self.learning_sps: float | None = None  # agent steps/s once updates began
+        # Resolved against total_steps now; a resumed run keeps the length it started with.
+        self.epsilon_decay_steps = epsilon_decay_length(config)
         if resumed is not None:
             restore_trainer(self, resumed)
+        for line in schedule_warnings(config, self.epsilon_decay_steps):
+            warn(line)
 
     def _load_resume_state(self) -> dict[str, Any]:
         if latest_checkpoint(self.output_dir / "checkpoints") is None:
@@ -145,7 +149,7 @@ class Trainer:
         if c.noisy:
             return 0.0  # noisy nets explore through their weights (Fortunato et al. 2018)
         return linear_schedule(
-            c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, self.global_step
+            c.epsilon_start, c.epsilon_end, self.epsilon_decay_steps, self.global_step
         )
 
     def checkpoint(self) -> Path:

@@ -1,16 +1,28 @@
 """Named presets: plain functions returning a ``TrainConfig``.
 
 Preset sources:
-- ``nature``: Mnih et al. 2015, Extended Data Table 1 (RMSProp 2.5e-4, momentum 0.95, min squared
-  gradient 0.01, replay 1M, start 50k, target every 10k updates = 40k agent steps as in DQN Zoo,
-  epsilon 1 -> 0.1 over 1M steps, train every 4, Huber loss, eval epsilon 0.05, 50M steps).
+- ``nature``: Mnih et al. 2015, Extended Data Table 1, in the units of the implementation that
+  reproduced its scores (DeepMind's released code and DQN Zoo's ``dqn/run_atari.py``, whose flags
+  count emulator frames, 4 per agent step): DeepMind's centred RMSProp (``CenteredRMSprop``: lr
+  2.5e-4, squared-gradient momentum 0.95, min squared gradient 0.01 inside the square root for
+  summed gradients = 0.01 / 32^2 for this package's batch-mean loss, as DQN Zoo's
+  ``optimizer_epsilon``), batch 32, replay 1M, learning from 50k agent steps (the table's 50,000
+  replay start; DQN Zoo: 5% of 1M transitions x 4 = 200k frames), target network every 10,000
+  agent steps = 2,500 updates (the table says 10,000 "parameter updates", but the released code
+  and DQN Zoo, 40,000 frames, count agent steps), epsilon 1 -> 0.1 over 1M agent steps (DQN Zoo:
+  2% of 200M frames), an update every 4 agent steps, Huber loss (error clipped to [-1, 1]),
+  discount 0.99, evaluation epsilon 0.05, 50M agent steps (= 200M frames, DQN Zoo's 200
+  iterations of 1M frames).
 - ``cleanrl``: CleanRL ``dqn_atari.py`` (Huang et al. 2022): Adam 1e-4, replay 1M, learning starts
-  80k, target every 1,000 steps, train every 4, epsilon 1 -> 0.01 over 10% of 10M steps, MSE loss.
+  80k, target every 1,000 steps, train every 4, epsilon 1 -> 0.01 over the first 10% of the run
+  (``exploration_fraction`` 0.1 of ``total_timesteps``: 1M of the default 10M steps), MSE loss.
 - ``cartpole``: a small MLP with the Double DQN target, tuned here to solve CartPole-v1 (eval mean
   >= 475 over 10 episodes) well within 100k steps: 5 of 5 seeds by 55k.
 - ``rainbow``: Hessel et al. 2018, Table 1 (Adam 6.25e-5, eps 1.5e-4, n = 3, alpha 0.5, beta 0.4
   -> 1, target every 32k frames = 8k agent steps, learning starts 80k frames = 20k steps, noisy
-  sigma0 0.5, 51 atoms on [-10, 10]) with all six components on.
+  sigma0 0.5, 51 atoms on [-10, 10]) with all six components on, on the paper's network: the
+  Nature convolutions, then a value stream and an advantage stream, each a noisy 512-unit hidden
+  layer and a noisy output layer of atoms (``agents.dqn.build_q_network``).
 - ``der``: data-efficient Rainbow, van Hasselt et al. 2019 (100k agent steps, an update every step,
   n = 20, target every 2,000 updates, learning starts 1,600, lr 1e-4, noisy sigma0 0.1).
 - ``cartpole-rainbow``: ``cartpole`` with all six components (support [0, 200] for its returns).
@@ -32,7 +44,9 @@ from agents.config import TrainConfig
 
 
 def cleanrl() -> TrainConfig:
-    return TrainConfig(preset="cleanrl", loss="mse")
+    # dqn_atari.py: linear_schedule(start_e, end_e, exploration_fraction * total_timesteps, step)
+    # with exploration_fraction = 0.10, so a shorter run also ends its decay at 10% of its length.
+    return TrainConfig(preset="cleanrl", loss="mse", epsilon_decay_fraction=0.1)
 
 
 def nature() -> TrainConfig:
@@ -43,8 +57,9 @@ def nature() -> TrainConfig:
         loss="huber",
         optimizer="rmsprop",
         learning_rate=2.5e-4,
-        optimizer_eps=0.01,
-        target_update_steps=40_000,
+        optimizer_eps=0.01 / 32**2,
+        rmsprop_alpha=0.95,
+        target_update_steps=10_000,
         epsilon_end=0.1,
         epsilon_decay_steps=1_000_000,
     )

@@ -255,6 +255,7 @@ def trainer_state(t: Trainer) -> dict[str, Any]:
         "model": agent.online.state_dict(), "target": agent.target.state_dict(),
         "optimizer": agent.optimizer.state_dict(), "updates": agent.updates,
         "epsilon": t.epsilon(), "run_id": t.run_id,
+        "epsilon_decay_steps": t.epsilon_decay_steps,  # resolved when the run started
         "priority_beta_steps": t.replay.sampler.beta_steps if t.config.prioritized else None,
         "torch_rng": torch.get_rng_state(), "agent_rng": agent.generator.get_state(),
         "noise_rng": None if noise is None else noise.get_state(),
@@ -280,6 +281,7 @@ def restore_trainer(t: Trainer, state: dict[str, Any]) -> None:
     t.recent_returns.extend(state["recent_returns"])
     # Schedules resolved against total_steps when the run started: an extended run keeps them
     # (checkpoints written before they were saved resolve them against the config, as then).
+    t.epsilon_decay_steps = state.get("epsilon_decay_steps", t.epsilon_decay_steps)
     if t.config.prioritized and state.get("priority_beta_steps") is not None:
         t.replay.sampler.beta_steps = state["priority_beta_steps"]
     torch.set_rng_state(state["torch_rng"])

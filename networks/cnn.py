@@ -3,6 +3,8 @@
 - ``NatureCNN``: Mnih et al. 2015, "Human-level control through deep reinforcement learning":
   conv 8x8 stride 4 (32), conv 4x4 stride 2 (64), conv 3x3 stride 1 (64), each ReLU, then a fully
   connected layer of 512 units with ReLU. The flatten size is inferred from the input shape.
+  ``features=0`` stops after the convolutions (3136 features at 84x84), for heads whose streams
+  each have their own hidden layer (the dueling and Rainbow networks).
   uint8 input is scaled by 1/255 here, exactly once; float input is taken as already scaled.
 - ``LeNet5``: LeCun et al. 1998, "Gradient-based learning applied to document recognition", in
   its common modern form: C1 6@5x5, S2 2x2 pooling, C3 16@5x5, S4 2x2 pooling, C5 120, F6 84,
@@ -38,7 +40,8 @@ def _check_image_shape(input_shape: Sequence[int], name: str) -> tuple[int, int,
 
 
 class NatureCNN(nn.Module):
-    """The DQN conv torso; ``out_features`` (512) feeds a head."""
+    """The DQN conv torso; ``out_features`` (512, or the flatten size with ``features=0``) feeds a
+    head."""
 
     def __init__(self, input_shape: Sequence[int] = (4, 84, 84), features: int = 512) -> None:
         super().__init__()
@@ -61,10 +64,18 @@ class NatureCNN(nn.Module):
                 f"NatureCNN needs images of at least 36x36 pixels, got {h}x{w} "
                 f"(input shape {tuple(input_shape)})"
             )
+        if features < 0:
+            raise ValueError(
+                f"NatureCNN features must be >= 0 (0: no hidden layer), got {features}"
+            )
         self.flatten_size = 64 * side_h * side_w
-        self.fc = nn.Sequential(nn.Linear(self.flatten_size, features), nn.ReLU())
+        self.fc: nn.Module = (
+            nn.Sequential(nn.Linear(self.flatten_size, features), nn.ReLU())
+            if features
+            else nn.Identity()
+        )
         self.input_shape = (c, h, w)
-        self.out_features = features
+        self.out_features = features or self.flatten_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _as_float(x)

@@ -3,13 +3,17 @@
 A network is a torso plus a head, composed per variant (as in DQN Zoo): the plain Q-network, its
 Rainbow variants (Hessel et al. 2018) and the supervised classifiers differ only in the head.
 
-- ``QHead``: one linear layer (Mnih et al. 2015), optionally noisy.
+- ``QHead``: one linear layer (Mnih et al. 2015), optionally noisy, optionally after a hidden layer.
 - ``DuelingHead``: Wang et al. 2016, "Dueling Network Architectures", Q = V + A - mean_a A.
 - ``DistributionalHead``: C51, Bellemare et al. 2017: per action a softmax over a fixed support of
   atoms; ``forward`` gives Q = sum_z z p(z) so acting works as with any Q head. Its dueling form
   adds V and mean-subtracted A before the softmax, as in Rainbow.
 - ``noisy=True`` swaps every linear layer of a head for ``NoisyLinear`` (Fortunato et al. 2018);
   ``reset_noise(module)`` redraws the noise of all of them.
+- ``hidden``: each stream's own ReLU hidden layer. The dueling network (Wang et al. 2016, 4.1)
+  and Rainbow's (Hessel et al. 2018) split right after the convolutions into a value stream and
+  an advantage stream, each a 512-unit hidden layer then an output layer, all noisy in Rainbow:
+  ``NatureCNN(features=0)`` with ``hidden=512`` builds that (``agents.dqn.build_q_network``).
 """
 
 from __future__ import annotations
@@ -59,15 +63,23 @@ def _check_sizes(in_features: int, num_actions: int, hidden: int) -> None:
 
 
 class QHead(nn.Module):
-    """One linear layer: features -> one action value per action (Mnih et al. 2015)."""
+    """One linear layer: features -> one action value per action (Mnih et al. 2015).
+
+    ``hidden`` > 0 puts a ReLU hidden layer of that width before it (the Noisy-Nets DQN of
+    Fortunato et al. 2018, whose 512-unit layer is noisy too, on a conv-only torso)."""
 
     def __init__(
-        self, in_features: int, num_actions: int, *, noisy: bool = False, sigma0: float = 0.5
+        self,
+        in_features: int,
+        num_actions: int,
+        *,
+        noisy: bool = False,
+        sigma0: float = 0.5,
+        hidden: int = 0,
     ) -> None:
         super().__init__()
-        if num_actions < 1:
-            raise ValueError(f"num_actions must be >= 1, got {num_actions}")
-        self.linear = _linear(in_features, num_actions, noisy, sigma0)
+        _check_sizes(in_features, num_actions, hidden)
+        self.linear = _stream(in_features, num_actions, hidden, noisy, sigma0)
         self.num_actions = num_actions
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,20 @@ def parse_config(argv: Sequence[str]) -> tuple[TrainConfig, bool]:
     if known.resume is not None:
         return resumed_config(known.resume, without_resume(argv)), True
     base = preset(known.preset)
-    return tyro_cli(TrainConfig, base, argv, PROG), False
+    config = tyro_cli(TrainConfig, base, argv, PROG)
+    if given(argv, "--epsilon-decay-steps"):  # an explicit length beats a preset's fraction
+        if given(argv, "--epsilon-decay-fraction") and config.epsilon_decay_fraction is not None:
+            raise ValueError(
+                "--epsilon-decay-steps/--epsilon-decay-fraction: both set the epsilon decay; "
+                "give one of them"
+            )
+        config = config.replace(epsilon_decay_steps=config.epsilon_decay_steps)  # no fraction
+    return config, False
+
+
+def given(argv: Sequence[str], flag: str) -> bool:
+    """Whether ``argv`` sets ``flag`` (``--flag V``, ``--flag=V``, underscores or hyphens)."""
+    return any(arg.split("=", 1)[0].replace("_", "-") == flag for arg in argv)
 
 
 def without_resume(argv: Sequence[str]) -> list[str]:

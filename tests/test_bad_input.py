@@ -53,6 +53,15 @@ BAD_TRAIN = [
         "--learning-starts: 500 is not below --total-steps 400",
     ),
     (["--epsilon-decay-steps", "-1"], "--epsilon-decay-steps: -1 is not accepted"),
+    (
+        ["--epsilon-decay-fraction", "1.5"],
+        "--epsilon-decay-fraction: 1.5 is not accepted; use a number in (0, 1] or None",
+    ),
+    (["--epsilon-decay-fraction", "0"], "--epsilon-decay-fraction: 0.0 is not accepted"),
+    (
+        ["--epsilon-decay-fraction", "0.1", "--epsilon-decay-steps", "500"],
+        "--epsilon-decay-steps/--epsilon-decay-fraction: both set the epsilon decay; give one",
+    ),
     (["--eval-every-steps", "-1"], "--eval-every-steps: -1 is not accepted"),
     (["--eval-episodes", "-2"], "--eval-episodes: -2 is not accepted"),
     (["--final-eval-episodes", "-1"], "--final-eval-episodes: -1 is not accepted"),

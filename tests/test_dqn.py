@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.config import validate
+from agents.config import epsilon_decay_length, validate
 from agents.dqn import build_q_network, epsilon_greedy, linear_schedule, td_loss, td_target
 from agents.loop import Trainer
 from agents.presets import PRESETS, cartpole, preset, smoke
@@ -108,13 +108,15 @@ def test_presets_are_valid_and_cleanrl_matches_its_source():
         80_000,
     )
     assert (c.target_update_steps, c.train_frequency, c.epsilon_end) == (1_000, 4, 0.01)
-    assert c.epsilon_decay_steps == c.total_steps // 10
+    assert c.epsilon_decay_fraction == 0.1  # exploration_fraction: 10% of each run's length
+    assert epsilon_decay_length(c) == 1_000_000 == c.total_steps // 10
+    assert epsilon_decay_length(c.replace(total_steps=500_000)) == 50_000
     n = preset("nature")
     assert (n.optimizer, n.learning_rate, n.loss, n.target_update_steps) == (
         "rmsprop",
         2.5e-4,
         "huber",
-        40_000,
+        10_000,
     )
 
 

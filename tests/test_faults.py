@@ -25,6 +25,7 @@ CARTPOLE = [
     "--preset", "cartpole", "--env", "CartPole-v1", "--learning-starts", "200",
     "--buffer-size", "5000", "--log-every-steps", "50", "--eval-every-steps", "0",
     "--final-eval-episodes", "0", "--no-progress", "--no-record-video",
+    "--epsilon-decay-steps", "1000",  # within the short runs: no schedule warning on stderr
 ]  # fmt: skip
 
 

@@ -44,8 +44,12 @@ def test_plain_q_network_is_unchanged_and_rainbow_network_count() -> None:
     nature = Network(NatureCNN((4, 84, 84)), QHead(512, 6))
     assert num_params(nature) == 1_687_206
     assert list(QHead(512, 6).state_dict()) == ["linear.weight", "linear.bias"]
-    rainbow = Network(NatureCNN((4, 84, 84)), DistributionalHead(512, 6, dueling=True, noisy=True))
-    assert num_params(rainbow) == 1_687_206 - 3_078 + 366_282  # 2,050,410
+    # Rainbow: conv only (77,984), then two noisy streams with their own 512-unit layers.
+    rainbow = Network(
+        NatureCNN((4, 84, 84), features=0),
+        DistributionalHead(3136, 6, dueling=True, noisy=True, hidden=512),
+    )
+    assert num_params(rainbow) == 77_984 + 2 * 3_212_288 + 52_326 + 313_956  # 6,868,842
 
 
 # ---------------------------------------------------------------- dueling
