@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.augment import augment_batch
 from agents.config import TrainConfig
 from agents.optimizers import CenteredRMSprop
 from agents.replay import Batch
@@ -106,14 +107,19 @@ def build_q_network(
     - dueling or noisy (Wang et al. 2016, section 4.2; Fortunato et al. 2018; Rainbow, Hessel et
       al. 2018): the network splits right after the convolutions; each stream (value and
       advantage when dueling, else the one Q stream) is a 512-unit hidden layer then an output
-      layer (of atoms when distributional), every one of them noisy when noisy.
+      layer (of atoms when distributional), every one of them noisy when noisy;
+    - with ``shared_hidden`` (Dopamine's ``FullRainbowNetwork``, the network of the published
+      Atari-100k DER and DrQ(epsilon) runs): one 512-unit layer after the convolutions, noisy when
+      noisy, shared by the streams, whose output layers follow it directly.
     Flat vectors: an MLP torso of ``hidden`` widths and a head without hidden layers.
     """
     c = config or TrainConfig()
     head_hidden = 0
     if len(obs_shape) == 3:
-        split = c.dueling or c.noisy
-        torso: nn.Module = NatureCNN(obs_shape, features=0 if split else HEAD_HIDDEN)
+        split = (c.dueling or c.noisy) and not c.shared_hidden
+        torso: nn.Module = NatureCNN(
+            obs_shape, features=0 if split else HEAD_HIDDEN, noisy=c.noisy, sigma0=c.noisy_sigma0
+        )
         head_hidden = HEAD_HIDDEN if split else 0
     else:
         in_features = 1
@@ -198,6 +204,11 @@ class DQNAgent:
     def build(
         cls, config: TrainConfig, obs_shape, num_actions: int, device: torch.device, seed: int
     ):
+        if config.augment and len(obs_shape) != 3:
+            raise ValueError(
+                f"--augment: random shifts need image observations; {config.env!r} gives shape "
+                f"{tuple(obs_shape)}; drop --augment"
+            )
         torch.manual_seed(seed)
         online = build_q_network(obs_shape, num_actions, config.hidden, config).to(device)
         if len(obs_shape) == 3:
@@ -224,11 +235,14 @@ class DQNAgent:
         """One gradient step on a batch; returns device tensors (read them at logging time).
 
         ``metrics["td_error"]`` holds per-sample priorities for prioritized replay: |TD error|,
-        or the cross-entropy of the distributional loss (as in Rainbow)."""
+        or the cross-entropy of the distributional loss (as in Rainbow). With ``augment`` the
+        observations and next observations are randomly shifted first (``augment``)."""
         c = self.config
         if c.noisy:
             reset_noise(self.online, self.noise_generator)
             reset_noise(self.target, self.noise_generator)
+        if c.augment:
+            batch = self.augment(batch)
         loss, q_mean, priority = self._loss_terms(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -237,6 +251,19 @@ class DQNAgent:
         self.optimizer.step()
         self.updates += 1
         return {"losses/td_loss": loss.detach(), "losses/q_values": q_mean, "td_error": priority}
+
+    def augment(self, batch: Batch) -> Batch:
+        """``batch`` with its observations and next observations augmented (``agents.augment``:
+        DrQ's random shift, then Dopamine's intensity jitter when ``augment_intensity`` > 0),
+        each drawn independently per sample from the agent's generator, on the batch's device,
+        outside the compiled graph (the loss that follows is compiled as before)."""
+        c = self.config
+
+        def aug(x: torch.Tensor) -> torch.Tensor:
+            return augment_batch(x, c.augment_pad, c.augment_intensity, self.generator)
+
+        obs = aug(batch.obs)  # drawn before next_obs: two independent draws, as Dopamine's rng1/2
+        return batch._replace(obs=obs, next_obs=aug(batch.next_obs))
 
     def _compile_or_fall_back(self, batch: Batch) -> LossTerms:
         """The compiled update's first call, which compiles it. A compiler that cannot work on

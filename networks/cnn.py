@@ -4,7 +4,9 @@
   conv 8x8 stride 4 (32), conv 4x4 stride 2 (64), conv 3x3 stride 1 (64), each ReLU, then a fully
   connected layer of 512 units with ReLU. The flatten size is inferred from the input shape.
   ``features=0`` stops after the convolutions (3136 features at 84x84), for heads whose streams
-  each have their own hidden layer (the dueling and Rainbow networks).
+  each have their own hidden layer (the dueling and Rainbow networks). ``noisy=True`` makes the
+  512-unit layer a ``NoisyLinear`` (Dopamine's FullRainbowNetwork shares one noisy hidden layer
+  between its value and advantage outputs).
   uint8 input is scaled by 1/255 here, exactly once; float input is taken as already scaled.
 - ``LeNet5``: LeCun et al. 1998, "Gradient-based learning applied to document recognition", in
   its common modern form: C1 6@5x5, S2 2x2 pooling, C3 16@5x5, S4 2x2 pooling, C5 120, F6 84,
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from networks.activations import make_activation
+from networks.noisy import NoisyLinear
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -43,7 +46,13 @@ class NatureCNN(nn.Module):
     """The DQN conv torso; ``out_features`` (512, or the flatten size with ``features=0``) feeds a
     head."""
 
-    def __init__(self, input_shape: Sequence[int] = (4, 84, 84), features: int = 512) -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (4, 84, 84),
+        features: int = 512,
+        noisy: bool = False,
+        sigma0: float = 0.5,
+    ) -> None:
         super().__init__()
         c, h, w = _check_image_shape(input_shape, "NatureCNN")
         self.convs = nn.Sequential(
@@ -69,8 +78,9 @@ class NatureCNN(nn.Module):
                 f"NatureCNN features must be >= 0 (0: no hidden layer), got {features}"
             )
         self.flatten_size = 64 * side_h * side_w
+        linear = NoisyLinear(self.flatten_size, features, sigma0) if noisy and features else None
         self.fc: nn.Module = (
-            nn.Sequential(nn.Linear(self.flatten_size, features), nn.ReLU())
+            nn.Sequential(linear or nn.Linear(self.flatten_size, features), nn.ReLU())
             if features
             else nn.Identity()
         )
