@@ -25,9 +25,19 @@ from envs.vector import make_vector_env
 
 Policy = Callable[[np.ndarray, float], np.ndarray]  # (obs batch, epsilon) -> actions
 
-PROTOCOL_EVAL_EPSILON = {"nature": 0.05, "machado": 0.001}
+PROTOCOL_EVAL_EPSILON = {"nature": 0.05, "machado": 0.001, "atari100k": 0.001}
 """Evaluation epsilon of each protocol: 0.05 in Mnih et al. 2015; 0.001 in Dopamine's DQN configs
-(``epsilon_eval``), which play under Machado et al. 2018's sticky actions."""
+(``epsilon_eval``), which play under Machado et al. 2018's sticky actions, and in its Atari-100k
+configs (``labs/atari_100k/configs/DrQ_eps.gin`` and ``DER.gin``: ``epsilon_eval = 0.001``)."""
+
+PROTOCOL_EVAL_EPISODES = {"nature": 10, "machado": 10, "atari100k": 100}
+"""Default number of evaluation episodes of each protocol: 100 after training under atari100k
+(Dopamine's ``MaxEpisodeEvalRunner.num_eval_episodes = 100``); this package's default of 10
+elsewhere. Fewer may be asked for; the summary always records how many were played."""
+
+PROTOCOL_MAX_EPISODE_STEPS = {"nature": 27_000, "machado": 27_000, "atari100k": 27_000}
+"""Episode cap of each protocol in agent steps: 108,000 frames (Mnih et al. 2015; Machado et al.
+2018) and Dopamine's ``Runner.max_steps_per_episode = 27000`` agent steps for atari100k."""
 
 
 def agent_policy(agent) -> Policy:

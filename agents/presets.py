@@ -23,8 +23,44 @@ Preset sources:
   sigma0 0.5, 51 atoms on [-10, 10]) with all six components on, on the paper's network: the
   Nature convolutions, then a value stream and an advantage stream, each a noisy 512-unit hidden
   layer and a noisy output layer of atoms (``agents.dqn.build_q_network``).
-- ``der``: data-efficient Rainbow, van Hasselt et al. 2019 (100k agent steps, an update every step,
-  n = 20, target every 2,000 updates, learning starts 1,600, lr 1e-4, noisy sigma0 0.1).
+- ``der``: data-efficient Rainbow, van Hasselt et al. 2019, "When to use parametric models in
+  reinforcement learning?", Appendix table of Rainbow vs data-efficient Rainbow, value by value
+  (DER column; corroborated by Dopamine ``labs/atari_100k/configs/DER.gin``, which marks the values
+  it takes "from DER", and by Kaixhin/Rainbow's DER command line): 100k agent steps (400k frames);
+  an update every agent step (Rainbow: every 4); multi-step n = 20 (Rainbow 3; Dopamine's DER.gin
+  uses 10 "as done by SPR", which is Agarwal et al. 2021's re-run, not the published column);
+  learning starts after 1,600 steps (Rainbow 80k frames); target network every 2,000 updates =
+  2,000 agent steps here; Adam lr 1e-4 (Rainbow 6.25e-5), Adam eps 1.5e-4 (unchanged); noisy
+  sigma0 0.1 (Rainbow 0.5); replay "unbounded" (every transition of the run: 100k); unchanged from
+  Rainbow: batch 32, discount 0.99, 51 atoms on [-10, 10], priority exponent 0.5, importance
+  sampling 0.4 -> 1 over the run, double, dueling, distributional, noisy, prioritized, rewards
+  clipped to their sign in training. Evaluation: the ``atari100k`` protocol of the published
+  Atari-100k tables (epsilon 0.001 = DER.gin ``epsilon_eval``, 100 episodes, 27,000-step cap),
+  once after training. Network: Rainbow's (each stream its own noisy 512-unit layer), as the
+  fidelity issue asks; the paper's table shrinks it (Kaixhin/Rainbow runs DER with
+  ``--architecture data-efficient --hidden-size 256``: two 5x5 stride-5 convolutions and 256
+  hidden units), and Dopamine's DER.gin runs its FullRainbowNetwork (``shared_hidden``).
+- ``drq``: DrQ(epsilon) for Atari 100k (Kostrikov et al. 2020, "Image augmentation is all you
+  need"; hyperparameters tuned by Agarwal et al. 2021, "Deep RL at the edge of the statistical
+  precipice", Appendix, whose 100-run scores are the published DrQ(epsilon) column), value by
+  value from the code of those runs, Dopamine ``labs/atari_100k/configs/DrQ_eps.gin`` and
+  ``atari_100k_rainbow_agent.py``: discount 0.99 (``gamma``); 10-step returns
+  (``update_horizon = 10``); learning starts after 1,600 agent steps (``min_replay_history``);
+  one update of batch 32 per agent step (``update_period = 1``, ``num_updates_per_train_step =
+  1``, ``batch_size = 32``); target network synced after every update (``target_update_period =
+  1``); epsilon 1 for the 1,600 warm-up steps, then linearly to 0.01 over 5,000 steps
+  (``linearly_decaying_epsilon`` with ``epsilon_train = 0.01``, ``epsilon_decay_period = 5000``:
+  ``epsilon_decay_start``); evaluation epsilon 0.001 (``epsilon_eval``); Adam lr 1e-4, eps 1.5e-4
+  ("from DER", ``create_optimizer``), no gradient clipping (optax.adam alone); Huber loss
+  (``mse_loss=False``: ``losses.huber_loss``, delta 1); double DQN and dueling, no noisy nets, no
+  distributional head, uniform replay (``replay_scheme = 'uniform'``); replay holding the whole
+  run (1M "as a proxy for unbounded memory"); augmentation of observation and next observation,
+  each with its own draw (``data_augmentation = True``): pad 4 with edge pixels, random 84x84 crop
+  (``agents.augment``), then intensity 1 + 0.05 clip(N(0, 1), -2, 2); network: Dopamine's
+  FullRainbowNetwork without noise (Nature convolutions, one shared 512-unit layer, dueling value
+  and advantage output layers: ``shared_hidden``); protocol ``atari100k`` (no sticky actions,
+  life loss terminal in training, 27,000-step episodes) with 100 evaluation episodes after 100k
+  agent steps (``Runner.training_steps = 100000``, ``num_eval_episodes = 100``).
 - ``cartpole-rainbow``: ``cartpole`` with all six components (support [0, 200] for its returns).
 - ``fast``: the fastest wall clock to a good score on one GPU: ``cleanrl``'s replay ratio (one
   update of 32 per 4 agent steps) spread over 16 envs (4 updates per vector step), every fast-path
@@ -135,16 +171,57 @@ def rainbow() -> TrainConfig:
 def der() -> TrainConfig:
     return rainbow().replace(
         preset="der",
+        protocol="atari100k",
         total_steps=100_000,
         buffer_size=100_000,
         learning_starts=1_600,
         train_frequency=1,
         learning_rate=1e-4,
+        optimizer_eps=1.5e-4,
         n_step=20,
         target_update_steps=2_000,
         noisy_sigma0=0.1,
-        eval_every_steps=25_000,
-        checkpoint_every_steps=50_000,
+        eval_epsilon=0.001,
+        eval_every_steps=0,
+        final_eval_episodes=100,
+        eval_max_steps=27_000,
+        checkpoint_every_steps=20_000,
+    )
+
+
+def drq() -> TrainConfig:
+    return TrainConfig(
+        preset="drq",
+        protocol="atari100k",
+        total_steps=100_000,
+        buffer_size=100_000,
+        batch_size=32,
+        learning_starts=1_600,
+        train_frequency=1,
+        gradient_steps=1,
+        gamma=0.99,
+        n_step=10,
+        loss="huber",
+        optimizer="adam",
+        learning_rate=1e-4,
+        optimizer_eps=1.5e-4,
+        max_grad_norm=0.0,
+        target_update_steps=1,
+        double_dqn=True,
+        dueling=True,
+        shared_hidden=True,
+        augment=True,
+        augment_pad=4,
+        augment_intensity=0.05,
+        epsilon_start=1.0,
+        epsilon_end=0.01,
+        epsilon_decay_steps=5_000,
+        epsilon_decay_start=1_600,
+        eval_epsilon=0.001,
+        eval_every_steps=0,
+        final_eval_episodes=100,
+        eval_max_steps=27_000,
+        checkpoint_every_steps=20_000,
     )
 
 
@@ -189,6 +266,7 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "cleanrl": cleanrl,
     "rainbow": rainbow,
     "der": der,
+    "drq": drq,
     "cartpole": cartpole,
     "cartpole-rainbow": cartpole_rainbow,
     "fast": fast,

@@ -7,6 +7,13 @@ Protocols:
   clipped to their sign in training, no sticky actions, minimal action set, 108,000-frame cap.
 - `machado` (Machado et al. 2018, "Revisiting the Arcade Learning Environment"): sticky actions
   with probability 0.25, no no-ops, no life-loss signal, no FIRE help; the rest as above.
+- `atari100k` (Kaiser et al. 2019's benchmark as run by Dopamine's `labs/atari_100k`, the code
+  behind the published DER re-runs, DrQ(epsilon), SPR and BBF scores): no sticky actions
+  (`sticky_actions = False`), up to 30 no-op starts (`max_noops=30`), a lost life ends the
+  bootstrap in training (`terminal_on_life_loss = True`) while the game goes on and the whole
+  game's raw score is reported, episodes capped at 27,000 agent steps = 108,000 frames
+  (`max_steps_per_episode = 27000`), no FIRE on reset (Dopamine's `AtariPreprocessing` presses
+  none). Its evaluation (`agents.evaluation`): epsilon 0.001, 100 episodes after training.
 
 `mode="train"` adds the training signals (life-loss terminal under `nature`, reward sign);
 `mode="eval"` reports the raw game. Episode statistics are always the raw game score and length
@@ -73,6 +80,7 @@ class Protocol:
 PROTOCOLS = {
     "nature": Protocol("nature", 0.0, 30, life_loss_terminal=True, fire_on_reset=True),
     "machado": Protocol("machado", 0.25, 0, life_loss_terminal=False, fire_on_reset=False),
+    "atari100k": Protocol("atari100k", 0.0, 30, life_loss_terminal=True, fire_on_reset=False),
 }
 
 

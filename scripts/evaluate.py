@@ -6,10 +6,11 @@ a behaviour-cloning classifier from ``scripts.train_supervised --dataset traject
 ``.safetensors``/``.json`` pair written by ``scripts.export_pretrained``); every other flag works
 the same, and the summary goes to ``runs/pretrained/NAME/evaluation`` unless ``--output-dir``.
 
-- ``--protocol nature`` (Mnih et al. 2015: up to 30 no-op starts, epsilon 0.05) or ``machado``
-  (Machado et al. 2018: sticky actions 0.25, no no-ops, epsilon 0.001); both cap an episode at
-  ``--max-episode-frames`` (108,000). Without it the run's protocol and eval epsilon are used;
-  ``--epsilon`` overrides either.
+- ``--protocol nature`` (Mnih et al. 2015: up to 30 no-op starts, epsilon 0.05), ``machado``
+  (Machado et al. 2018: sticky actions 0.25, no no-ops, epsilon 0.001) or ``atari100k``
+  (Dopamine's labs/atari_100k: no sticky actions, up to 30 no-ops, epsilon 0.001, 100 episodes
+  unless ``--episodes``); all cap an episode at ``--max-episode-frames`` (108,000). Without it the
+  run's protocol and eval epsilon are used; ``--epsilon`` overrides either.
 - ``--env GAME`` plays another game than the checkpoint's; refused when the observation shape or
   the action set differs, unless ``--force`` (actions are then mapped by name, with a warning).
 - Writes per-episode raw returns (``episodes.csv``) and ``summary.json`` (mean, std, median, min,
@@ -34,6 +35,7 @@ import numpy as np
 from agents.checkpoint import atomic_write, load_checkpoint
 from agents.env_switch import check_env_switch, checkpoint_interface, env_interface, mapped_policy
 from agents.evaluation import (
+    PROTOCOL_EVAL_EPISODES,
     PROTOCOL_EVAL_EPSILON,
     Policy,
     agent_policy,
@@ -65,10 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", default=None, metavar="NAME",
                    help="a shipped agent (agents/pretrained/), or a path to a .safetensors/.json "
                    "pair")  # fmt: skip
-    p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="episodes to play (default: the protocol's, 100 for atari100k, else 10)"
+                   )  # fmt: skip
     p.add_argument("--epsilon", type=float, default=None,
-                   help="default: the protocol's (nature 0.05, machado 0.001) with --protocol, "
-                   "else the run's eval epsilon")  # fmt: skip
+                   help="default: the protocol's (nature 0.05, machado and atari100k 0.001) "
+                   "with --protocol, else the run's eval epsilon")  # fmt: skip
     p.add_argument("--protocol", choices=tuple(PROTOCOL_EVAL_EPSILON), default=None,
                    help="default: the run's protocol")  # fmt: skip
     p.add_argument("--max-episode-frames", type=int, default=108_000,
@@ -92,7 +96,7 @@ def check_args(args: argparse.Namespace) -> None:
             f"give either CHECKPOINT (a checkpoint file or run directory) or --pretrained NAME; "
             f"got {given}"
         )
-    if args.episodes < 1:
+    if args.episodes is not None and args.episodes < 1:
         raise ValueError(f"--episodes: {args.episodes} is not accepted; use an integer >= 1")
     if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
         raise ValueError(f"--epsilon: {args.epsilon} is not accepted; use a number in [0, 1]")
@@ -202,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env_id = state["env_id"] if args.env is None else args.env
     protocol = args.protocol or config.get("protocol", "nature")
     epsilon = default_epsilon(args.protocol, config) if args.epsilon is None else args.epsilon
+    if args.episodes is None:
+        args.episodes = PROTOCOL_EVAL_EPISODES.get(protocol, 10)
     act = mapped_policy(agent_policy(load_policy(state, device, seed=args.seed)), table)
     recorder = None if args.save_trajectories is None else TrajectoryRecorder()
     if args.record is not None:
