@@ -223,58 +223,17 @@ def config_from_dict(data: dict) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def validate(config: TrainConfig) -> None:
-    """Raise one clear ValueError for the first setting a run cannot use."""
-    positive = (
-        "total_steps",
-        "num_envs",
-        "buffer_size",
-        "batch_size",
-        "train_frequency",
-        "gradient_steps",
-        "n_step",
-        "target_update_steps",
-        "eval_max_steps",
-        "keep_checkpoints",
-        "log_every_steps",
-        "checkpoint_every_steps",
-    )
-    for name in positive:
-        value = getattr(config, name)
-        if value < 1:
-            raise ValueError(
-                f"--{name.replace('_', '-')}: {value} is not accepted; use an integer >= 1"
-            )
-    for name in (
-        "learning_starts",
-        "epsilon_decay_steps",
-        "eval_every_steps",
-        "eval_episodes",
-        "final_eval_episodes",
-    ):
-        value = getattr(config, name)
-        if value < 0:
-            raise ValueError(
-                f"--{name.replace('_', '-')}: {value} is not accepted; use an integer >= 0"
-            )
-    if not config.learning_rate > 0:
-        raise ValueError(
-            f"--learning-rate: {config.learning_rate} is not accepted; use a number > 0"
-        )
-    if not 0.0 <= config.gamma <= 1.0:
-        raise ValueError(f"--gamma: {config.gamma} is not accepted; use a number in [0, 1]")
-    if not 0.0 < config.tau <= 1.0:
-        raise ValueError(f"--tau: {config.tau} is not accepted; use a number in (0, 1]")
-    for name in ("epsilon_start", "epsilon_end", "eval_epsilon"):
-        value = getattr(config, name)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"--{name.replace('_', '-')}: {value} is not accepted; use [0, 1]")
-    fraction = config.epsilon_decay_fraction
-    if fraction is not None and not 0.0 < fraction <= 1.0:
-        raise ValueError(
-            f"--epsilon-decay-fraction: {fraction} is not accepted; use a number in (0, 1] or "
-            "None (then --epsilon-decay-steps sets the decay)"
-        )
+def validate(config: TrainConfig, machine: bool = True) -> None:
+    """Raise one clear ValueError for the first setting a run cannot use: every field's type, its
+    finiteness and range (``agents.checks.TRAIN_RANGES``; a field without an entry is still checked
+    for its type, NaN, infinity and int64), then the settings against one another, the names
+    (preset, env, devices) and the output path. With ``machine`` (the default), also what this
+    machine must have, before anything is built: the devices, an env the package can train
+    (discrete actions, vector or 84x84-stack observations) and the memory of the replay and the
+    networks."""
+    from agents import checks
+
+    checks.check_fields(config, checks.TRAIN_RANGES)
     if config.batch_size > config.buffer_size:
         raise ValueError(
             f"--batch-size: {config.batch_size} is larger than --buffer-size {config.buffer_size}; "
@@ -291,44 +250,17 @@ def validate(config: TrainConfig) -> None:
             f"--learning-starts: {config.learning_starts} is not below --total-steps "
             f"{config.total_steps}; training would never update"
         )
-    if config.num_atoms < 2:
-        raise ValueError(f"--num-atoms: {config.num_atoms} is not accepted; use an integer >= 2")
     if not config.v_min < config.v_max:
         raise ValueError(
             f"--v-min/--v-max: [{config.v_min}, {config.v_max}] is not accepted; use v-min < v-max"
-        )
-    if not config.noisy_sigma0 > 0:
-        raise ValueError(f"--noisy-sigma0: {config.noisy_sigma0} is not accepted; use a number > 0")
-    if config.priority_alpha < 0:
-        raise ValueError(f"--priority-alpha: {config.priority_alpha} is not accepted; use >= 0")
-    if not 0.0 <= config.priority_beta_start <= 1.0:
-        raise ValueError(
-            f"--priority-beta-start: {config.priority_beta_start} is not accepted; use [0, 1]"
-        )
-    if config.max_grad_norm < 0:
-        raise ValueError(f"--max-grad-norm: {config.max_grad_norm} is not accepted; use >= 0")
-    if config.seed < 0:
-        raise ValueError(f"--seed: {config.seed} is not accepted; use an integer >= 0")
-    if config.torch_threads < 0:
-        raise ValueError(
-            f"--torch-threads: {config.torch_threads} is not accepted; use 0 (automatic) or more"
-        )
-    if not config.optimizer_eps > 0:
-        raise ValueError(
-            f"--optimizer-eps: {config.optimizer_eps} is not accepted; use a number > 0"
-        )
-    if not 0.0 < config.rmsprop_alpha < 1.0:
-        raise ValueError(
-            f"--rmsprop-alpha: {config.rmsprop_alpha} is not accepted; use a number in (0, 1)"
         )
     if not config.hidden or min(config.hidden) < 1:
         raise ValueError(
             f"--hidden: {list(config.hidden)} is not accepted; use one or more widths >= 1"
         )
-    if not config.wandb_init_timeout > 0:
-        raise ValueError(
-            f"--wandb-init-timeout: {config.wandb_init_timeout} is not accepted; use seconds > 0"
-        )
+    top = max(config.total_steps, checks.EVAL_SEED_OFFSET) + config.num_envs
+    checks.check_atari_seed(config.env, config.seed, top + checks.MAX_EVAL_ENVS, "a run")
+    checks.check_output_path("--output-dir", config.output_dir)
     from agents.presets import PRESETS  # presets import this module
     from envs.vector import check_env_id
 
@@ -338,8 +270,8 @@ def validate(config: TrainConfig) -> None:
         )
     check_env_id(config.env)
     for name in ("device", "replay_device"):
-        value = getattr(config, name)
-        if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
-            raise ValueError(
-                f"--{name.replace('_', '-')}: {value!r} is not accepted; use auto, cpu or cuda"
-            )
+        checks.check_device_name(checks.flag_name(name), getattr(config, name))
+    if machine:
+        for name in ("device", "replay_device"):
+            checks.check_device(checks.flag_name(name), getattr(config, name))
+        checks.check_memory(config, checks.env_spec(config.env))

@@ -1,0 +1,902 @@
+"""Checks made before any work starts: every number a script takes, what a run needs of the
+machine, and every file the package reads. Each refusal is one ``ValueError`` line naming the
+flag or file, the value and what is accepted (``scripts._cli.cli_main`` prints it, exit code 2).
+
+- Numbers: ``Range`` (an interval of integers or finite numbers, and its words) and
+  ``check_number``; ``check_fields`` checks every field of a dataclass config against its type
+  hint, finiteness and a table of ranges (``TRAIN_RANGES`` for ``agents.config.TrainConfig``).
+- Paths: ``check_output_path`` (not empty, not a filesystem root, not the current directory),
+  ``check_writable_dir`` and ``check_writable_file`` (probed with a temporary file in the nearest
+  existing folder, removed at once: nothing is left behind).
+- The machine: ``check_device`` (CUDA present, the index exists), ``env_spec`` (an env the
+  package can train: discrete actions, vector or (C, 84, 84) image observations), and
+  ``check_memory`` (the replay's and the network's bytes against the memory available where each
+  lives: ``/proc/meminfo`` and the cgroup limit, or ``torch.cuda.mem_get_info``).
+- Files: ``read_json_object`` (no NaN or infinity, an object, a bounded size),
+  ``check_config_dict`` (a saved TrainConfig field by field), ``check_summary``,
+  ``read_metrics_checked`` (metrics.csv row by row), ``check_checkpoint`` (a loaded checkpoint
+  field by field, finite networks only) and ``inspect_npz`` (array headers, sizes and
+  compression ratios read before anything is decompressed: a zip bomb is refused unopened).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import os
+import re
+import tempfile
+import types
+import typing
+import warnings
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import numpy as np
+
+INT64_MAX = 2**63 - 1
+ALE_SEED_MAX = 2**31 - 1
+"""ale-py's vector env takes 32-bit signed seeds (2**31 gives a TypeError at reset)."""
+CHECKPOINT_STEP_MAX = 10**12 - 1
+"""Checkpoint files are named step_<12 digits>.pt and found by sorting their names."""
+EVAL_SEED_OFFSET = 20_000
+"""The largest offset a run adds to its seed (the final video; periodic evaluations add 10,000)."""
+MAX_EVAL_ENVS = 8
+"""Parallel envs of an evaluation (``agents.evaluation.evaluate``), each seeded seed + i."""
+MAX_OBS_ELEMENTS = 10_000_000
+"""Largest observation (elements per step) a checkpoint or trajectory file may declare."""
+MAX_ACTIONS = 4096
+"""Largest action count a checkpoint or trajectory file may declare (the ALE has 18)."""
+MAX_JSON_BYTES = 64 * 2**20
+"""Largest summary.json, config.json or shipped agent json read (they are a few kB)."""
+DEFLATE_MAX_RATIO = 1032
+"""Deflate cannot expand data more than about 1032 to 1 (its longest match, 258 bytes, coded in 2
+bits); an npz member declaring more than that over its compressed bytes lies about its size."""
+MAX_BOOTSTRAP_REPS = 1_000_000
+EXAMPLE_OUTPUT = "runs/NAME"
+
+
+# --- numbers ------------------------------------------------------------------------------------
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def shown(value: object) -> str:
+    """A value as a message shows it: numbers plainly (nan, inf, -0.1), anything else repr'd."""
+    if _is_number(value):
+        return str(value)
+    if isinstance(value, tuple):
+        return str(list(value))
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Range:
+    """Accepted values: integers (``integer``, always within int64) or finite numbers, between
+    ``low`` and ``high`` (either may be None), each bound open or closed."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+
+    def accepts(self, value: object) -> bool:
+        if self.integer:
+            if not _is_integer(value) or not -INT64_MAX - 1 <= int(value) <= INT64_MAX:
+                return False
+        elif not _is_number(value) or not math.isfinite(float(value)):
+            return False
+        v = float(value) if not self.integer else int(value)
+        if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
+            return False
+        return self.high is None or not (v > self.high or (self.high_open and v == self.high))
+
+    def describe(self, value: object = None) -> str:
+        """The accepted values in words ("an integer >= 1", "a number in (0, 1]"); "a finite
+        number" when ``value`` is NaN or infinite."""
+        non_finite = _is_number(value) and not math.isfinite(float(value))
+        kind = "an integer" if self.integer else "a finite number" if non_finite else "a number"
+        low, high = self.low, self.high
+        if self.integer and high is None and _is_integer(value) and int(value) > INT64_MAX:
+            high = INT64_MAX
+
+        def fmt(x: float) -> str:
+            if isinstance(x, int):
+                return str(x)
+            return str(int(x)) if float(x).is_integer() else str(x)
+
+        if low is not None and high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"{kind} in {left}{fmt(low)}, {fmt(high)}{right}"
+        if low is not None:
+            return f"{kind} {'>' if self.low_open else '>='} {fmt(low)}"
+        if high is not None:
+            return f"{kind} {'<' if self.high_open else '<='} {fmt(high)}"
+        return kind
+
+
+def check_number(flag: str, value: object, rule: Range) -> None:
+    """Raise ``FLAG: VALUE is not accepted; use <rule>`` unless ``rule`` accepts ``value``."""
+    if not rule.accepts(value):
+        raise ValueError(f"{flag}: {shown(value)} is not accepted; use {rule.describe(value)}")
+
+
+def flag_name(field: str) -> str:
+    return f"--{field.replace('_', '-')}"
+
+
+POSITIVE_INT = Range(1, integer=True)
+COUNT = Range(0, integer=True)
+SEED = Range(0, integer=True)
+PROBABILITY = Range(0.0, 1.0)
+
+TRAIN_RANGES: dict[str, Range] = {
+    "seed": SEED,
+    "total_steps": Range(1, CHECKPOINT_STEP_MAX, integer=True),
+    "num_envs": POSITIVE_INT,
+    "torch_threads": Range(0, 1024, integer=True),
+    "buffer_size": POSITIVE_INT,
+    "batch_size": POSITIVE_INT,
+    "learning_starts": COUNT,
+    "train_frequency": POSITIVE_INT,
+    "gradient_steps": POSITIVE_INT,
+    "gamma": PROBABILITY,
+    "n_step": POSITIVE_INT,
+    "learning_rate": Range(0.0, low_open=True),
+    "optimizer_eps": Range(0.0, low_open=True),
+    "rmsprop_alpha": Range(0.0, 1.0, low_open=True, high_open=True),
+    "max_grad_norm": Range(0.0),
+    "target_update_steps": POSITIVE_INT,
+    "tau": Range(0.0, 1.0, low_open=True),
+    "num_atoms": Range(2, integer=True),
+    "v_min": Range(),
+    "v_max": Range(),
+    "noisy_sigma0": Range(0.0, low_open=True),
+    "priority_alpha": Range(0.0),
+    "priority_beta_start": PROBABILITY,
+    "epsilon_start": PROBABILITY,
+    "epsilon_end": PROBABILITY,
+    "epsilon_decay_steps": COUNT,
+    "epsilon_decay_fraction": Range(0.0, 1.0, low_open=True),
+    "epsilon_decay_start": COUNT,
+    "eval_epsilon": PROBABILITY,
+    "eval_every_steps": COUNT,
+    "eval_episodes": COUNT,
+    "final_eval_episodes": COUNT,
+    "stop_at_return": Range(),
+    "eval_max_steps": POSITIVE_INT,
+    "checkpoint_every_steps": POSITIVE_INT,
+    "keep_checkpoints": POSITIVE_INT,
+    "log_every_steps": POSITIVE_INT,
+    "wandb_init_timeout": Range(0.0, low_open=True),
+}
+"""The range of each numeric ``TrainConfig`` field (None, where allowed, is always accepted).
+A numeric field missing here is still checked for its type, finiteness and int64 range."""
+
+
+def type_problem(hint: object, value: object) -> str | None:
+    """None when ``value`` fits the type hint, else the accepted values in words."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is type(None):
+        return None if value is None else "None"
+    if origin in (Union, types.UnionType):
+        problems = [type_problem(arg, value) for arg in args]
+        return None if None in problems else " or ".join(problems)
+    if origin is Literal:
+        ok = any(value == a and type(value) is type(a) for a in args)
+        return None if ok else f"one of {', '.join(str(a) for a in args)}"
+    if origin is tuple:
+        element = args[0] if args else object
+        if not isinstance(value, tuple | list):
+            return f"a list of {type_problem(element, object()) or 'values'}"
+        inner = [type_problem(element, v) for v in value]
+        bad = next((p for p in inner if p is not None), None)
+        return None if bad is None else f"a list of {_plural(bad)}"
+    if hint is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if hint is int:
+        return None if _is_integer(value) else "an integer"
+    if hint is float:
+        return None if _is_number(value) else "a number"
+    if hint is str:
+        return None if isinstance(value, str) else "a string"
+    if hint is Path:
+        return None if isinstance(value, str | Path) else "a path"
+    return None
+
+
+def _plural(words: str) -> str:
+    return {"an integer": "integers", "a number": "numbers", "a string": "strings"}.get(
+        words, words
+    )
+
+
+def check_fields(config: object, ranges: Mapping[str, Range], flag=flag_name) -> None:
+    """Every field of the dataclass ``config``: its type (from the type hints), finite numbers,
+    integers within int64, and the range in ``ranges`` when it has one; the first problem is
+    raised as one line naming the flag, the value and what is accepted."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        hint = hints.get(field.name)
+        problem = type_problem(hint, value) if hint is not None else None
+        if problem is not None:
+            raise ValueError(f"{flag(field.name)}: {shown(value)} is not accepted; use {problem}")
+        values = value if isinstance(value, tuple | list) else (value,)
+        for v in values:
+            if value is None or isinstance(v, bool) or not _is_number(v):
+                continue
+            rule = ranges.get(field.name)
+            if rule is None or isinstance(value, tuple | list):
+                rule = Range(integer=True) if _is_integer(v) else Range()
+            if not rule.accepts(v):
+                optional = type_problem(hint, None) is None
+                raise ValueError(
+                    f"{flag(field.name)}: {shown(v)} is not accepted; use {rule.describe(v)}"
+                    + (" or None" if optional else "")
+                )
+
+
+# --- paths --------------------------------------------------------------------------------------
+
+
+def check_output_path(flag: str, value: object) -> None:
+    """Refuse an output path that is empty, a filesystem root or the current directory: a run or
+    its results there would be mixed with everything else in it."""
+    text = "" if value is None else str(value)
+    accepted = f"a directory of its own, e.g. {EXAMPLE_OUTPUT}"
+    if not text.strip():
+        raise ValueError(f"{flag}: {text!r} is not accepted (empty); use {accepted}")
+    resolved = Path(text).expanduser().resolve()
+    if resolved == Path(resolved.anchor):
+        raise ValueError(f"{flag}: {text!r} is not accepted (a filesystem root); use {accepted}")
+    if resolved == Path.cwd().resolve():
+        raise ValueError(
+            f"{flag}: {text!r} is not accepted (the current directory); use {accepted}"
+        )
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _probe(flag: str, path: Path, base: Path, what: str) -> None:
+    """Create and remove a temporary file in ``base`` (nothing is left behind)."""
+    if not base.is_dir():
+        raise ValueError(
+            f"{flag}: {str(path)!r} cannot be written: {base} is a file, not a directory; "
+            f"give a writable {what}"
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".write-test-", dir=base)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as error:
+        raise ValueError(
+            f"{flag}: {str(path)!r} cannot be written ({error.strerror or error}); give a "
+            f"writable {what}"
+        ) from None
+
+
+def check_writable_dir(flag: str, path: str | Path) -> None:
+    """``path`` is (or can be created as) a directory this process can write into; nothing is
+    created."""
+    check_output_path(flag, path)
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag}: {str(path)!r} is a file, not a directory; give a directory")
+    _probe(flag, path, _existing_ancestor(path), "directory")
+
+
+def check_writable_file(flag: str, path: str | Path) -> None:
+    """``path`` is a file this process can create or replace; nothing is created."""
+    text = str(path)
+    if not text.strip():
+        raise ValueError(f"{flag}: {text!r} is not accepted (empty); give a file path")
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag}: {text!r} is a directory; give a file path")
+    _probe(flag, path, _existing_ancestor(path.parent), "file path")
+
+
+# --- the machine --------------------------------------------------------------------------------
+
+DEVICE_NAME = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def check_device_name(flag: str, value: object) -> None:
+    if not isinstance(value, str) or not DEVICE_NAME.match(value):
+        raise ValueError(f"{flag}: {shown(value)} is not accepted; use auto, cpu, cuda or cuda:N")
+
+
+def check_device(flag: str, value: str) -> None:
+    """A device name the package knows that this machine has (CUDA present, the index there)."""
+    check_device_name(flag, value)
+    if not value.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"{flag}: {value!r} was asked for but CUDA is not available on this machine; use "
+            "auto or cpu"
+        )
+    count = torch.cuda.device_count()
+    index = int(value.partition(":")[2] or torch.cuda.current_device())
+    if index >= count:
+        raise ValueError(
+            f"{flag}: {value!r} was asked for but this machine has {count} CUDA device(s) "
+            f"(cuda:0 to cuda:{count - 1}); use one of them, cuda, auto or cpu"
+        )
+
+
+def format_bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.{1 if unit in ('MB', 'kB') else 2}f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def _cgroup_free() -> int | None:
+    """Bytes left under this process's cgroup memory limit (v2 or v1), None without a limit."""
+    v1 = "/sys/fs/cgroup/memory/memory."
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (f"{v1}limit_in_bytes", f"{v1}usage_in_bytes"),
+    ):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:
+            return max(0, int(limit) - usage)
+    return None
+
+
+def available_memory(device: str = "cpu") -> int:
+    """Bytes a new allocation may take: for the CPU, psutil's or /proc/meminfo's MemAvailable
+    (and at most what the cgroup limit leaves); for a CUDA device, its free memory."""
+    if device.startswith("cuda"):
+        import torch
+
+        index = int(device.partition(":")[2] or torch.cuda.current_device())
+        return int(torch.cuda.mem_get_info(index)[0])
+    free = None
+    try:
+        import psutil
+
+        free = int(psutil.virtual_memory().available)
+    except ImportError:
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    free = int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+    cgroup = _cgroup_free()
+    if free is None:
+        return cgroup if cgroup is not None else 2**62  # unknown: assume it fits
+    return free if cgroup is None else min(free, cgroup)
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What sizes a run on an env: its observation and the replay's frames."""
+
+    obs_shape: tuple[int, ...]
+    obs_dtype: np.dtype
+    num_actions: int
+    frame_stack: int
+
+
+ATARI_ACTIONS = 18  # the full ALE action set: an upper bound of any game's minimal set
+IMAGE_SIDE = 84
+
+
+def _space_problem(env_id: str, env) -> tuple[EnvSpec | None, str | None]:
+    from gymnasium import spaces
+
+    action, obs = env.action_space, env.observation_space
+    if not isinstance(action, spaces.Discrete) or int(action.start) != 0:
+        kind = "continuous actions" if isinstance(action, spaces.Box) else "actions"
+        return None, (
+            f"--env: {env_id!r} has {kind} ({action}) that the package cannot train; accepted: "
+            "envs with discrete actions Discrete(n), e.g. CartPole-v1 or an Atari game"
+        )
+    accepted = (
+        "accepted: Box vectors (n,) or image stacks (C, 84, 84), e.g. CartPole-v1 or an Atari "
+        "game (its frames are made 84x84 stacks)"
+    )
+    if not isinstance(obs, spaces.Box) or obs.dtype.kind not in "uif":
+        return (
+            None,
+            f"--env: {env_id!r} has observations {obs} the package cannot train on; {accepted}",
+        )
+    shape = tuple(int(s) for s in obs.shape)
+    if len(shape) == 1 or (len(shape) == 3 and shape[1:] == (IMAGE_SIDE, IMAGE_SIDE)):
+        if 0 < math.prod(shape) <= MAX_OBS_ELEMENTS:
+            dtype = np.dtype(np.uint8) if obs.dtype == np.uint8 else np.dtype(np.float32)
+            return EnvSpec(shape, dtype, int(action.n), 1), None
+    return None, (
+        f"--env: {env_id!r} has observations of shape {shape} ({obs}) the package cannot train "
+        f"on; {accepted}"
+    )
+
+
+def env_spec(env_id: str) -> EnvSpec:
+    """The observation and action sizes of ``env_id``, refused in one line when the package cannot
+    train it (continuous actions; Dict, Tuple, Discrete or image observations that are not
+    (C, 84, 84) stacks) or it cannot be built here. Atari games and the fake envs are known
+    without building anything; a gymnasium id is built once, on its own, and closed."""
+    from envs.atari import is_atari_game
+
+    stack = (4, IMAGE_SIDE, IMAGE_SIDE)
+    if is_atari_game(env_id):
+        return EnvSpec(stack, np.dtype(np.uint8), ATARI_ACTIONS, 4)
+    if env_id in ("fake", "fake-pixels"):
+        from envs.fake import FAKE_ACTION_MEANINGS
+
+        actions = len(FAKE_ACTION_MEANINGS) if env_id == "fake" else 2
+        return EnvSpec(stack, np.dtype(np.uint8), actions, 4)
+    import gymnasium as gym
+
+    try:
+        with warnings.catch_warnings(), open(os.devnull, "w") as null:
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stdout(null):
+                env = gym.make(env_id)
+    except Exception as error:  # noqa: BLE001 - any failure to build is one line
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise ValueError(
+            f"--env: {env_id!r} cannot be built on this machine ({type(error).__name__}: "
+            f"{reason}); give an env whose dependencies are installed, e.g. CartPole-v1"
+        ) from None
+    try:
+        spec, problem = _space_problem(env_id, env)
+    finally:
+        with contextlib.suppress(Exception):
+            env.close()
+    if problem is not None:
+        raise ValueError(problem)
+    return spec
+
+
+def network_bytes(config, obs_shape, num_actions: int) -> tuple[int, int]:
+    """(parameters, bytes) of a run's networks: the online and target networks with their buffers,
+    the gradients and two optimizer moments per parameter (Adam; centred RMSProp), float32. The
+    network is built on the meta device: no memory is touched."""
+    import torch
+
+    from agents.dqn import build_q_network
+
+    with torch.device("meta"):
+        net = build_q_network(obs_shape, num_actions, config.hidden, config)
+    params = sum(p.numel() for p in net.parameters())
+    buffers = sum(b.numel() for b in net.buffers())
+    return params, 4 * (5 * params + 2 * buffers)
+
+
+def _pool(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{torch.cuda.current_device()}"
+    return name
+
+
+def check_memory(config, spec: EnvSpec, available=None) -> None:
+    """Refuse a run whose replay and networks do not fit in the memory available where they live
+    (one line with both numbers and the largest ``--buffer-size`` that fits)."""
+    import torch
+
+    from agents.runs import replay_bytes, replay_slots
+
+    slots = replay_slots(config, config.num_envs, spec.frame_stack)
+    frame_shape = spec.obs_shape[1:] if spec.frame_stack > 1 else spec.obs_shape
+    dtype = torch.uint8 if spec.obs_dtype == np.uint8 else torch.float32
+    replay = replay_bytes(config.num_envs, slots, frame_shape, dtype, config.prioritized)
+    capacity = config.num_envs * slots
+    params, network = network_bytes(config, spec.obs_shape, spec.num_actions)
+    device = _pool(config.device)
+    replay_device = device if config.replay_device == "auto" else _pool(config.replay_device)
+    available = available or available_memory
+    free = {pool: available(pool) for pool in {device, replay_device}}
+    net_text = f"the network ({params:,} parameters, {format_bytes(network)} with its target, "
+    net_text += "gradients and optimizer state)"
+    if network > free[device]:
+        raise ValueError(
+            f"--hidden/--num-atoms: {net_text} needs more than the {format_bytes(free[device])} "
+            f"of memory available on {device}; use smaller --hidden widths or fewer --num-atoms"
+        )
+    room = free[replay_device] - (network if replay_device == device else 0)
+    if replay > room:
+        per = replay / max(capacity, 1)
+        fit = max(0, int(room / per) - 1)
+        also = f" and {net_text}" if replay_device == device else ""
+        raise ValueError(
+            f"--buffer-size: {config.buffer_size:,} is not accepted here: the replay of "
+            f"{capacity:,} transitions needs {format_bytes(replay)}{also}, more than the "
+            f"{format_bytes(free[replay_device])} of memory available on {replay_device}; use a "
+            f"--buffer-size (or --total-steps) of at most {fit:,}"
+        )
+
+
+def check_atari_seed(env_id: str, seed: int, top: int, what: str) -> None:
+    """ale-py seeds its emulators with 32-bit integers: the largest seed a run uses, ``seed +
+    top``, must fit."""
+    from envs.atari import is_atari_game
+
+    if is_atari_game(env_id) and seed + top > ALE_SEED_MAX:
+        raise ValueError(
+            f"--seed: {seed} is not accepted for the Atari game {env_id!r}: ale-py takes 32-bit "
+            f"seeds and {what} uses seeds up to seed + {top:,}; use an integer in "
+            f"[0, {ALE_SEED_MAX - top:,}]"
+        )
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NonFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFinite(text)
+    return value
+
+
+def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
+    """A JSON object from ``path``: refused in one line naming ``what`` and the file when it is
+    missing, too large, not JSON, holds NaN or an infinity (or a number that overflows to one),
+    or is not an object."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ValueError(
+                f"{what} {path} is {format_bytes(size)}; a {what} is at most "
+                f"{format_bytes(MAX_JSON_BYTES)}"
+            )
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ValueError(f"{what} {path} cannot be read ({reason})") from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NonFinite as error:
+        raise ValueError(
+            f"{what} {path} holds {error} where only finite numbers are accepted"
+        ) from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise ValueError(f"{what} {path} is not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{what} {path} holds a JSON {type(data).__name__}; a JSON object is expected"
+        )
+    return data
+
+
+def check_config_dict(data: object, where: str) -> None:
+    """A TrainConfig saved as plain types (config.json, a checkpoint's or shipped agent's
+    config): an object whose known fields have their types and finite numbers (unknown keys and
+    missing fields are allowed: older and newer versions save other sets)."""
+    from agents.config import TrainConfig
+
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: the config is a {type(data).__name__}, not an object")
+    hints = typing.get_type_hints(TrainConfig)
+    for name, hint in hints.items():
+        if name not in data:
+            continue
+        value = data[name]
+        value = tuple(value) if isinstance(value, list) else value
+        problem = type_problem(hint, value)
+        if problem is None:
+            numbers = value if isinstance(value, tuple) else (value,)
+            if any(_is_number(v) and not math.isfinite(float(v)) for v in numbers):
+                problem = "finite numbers"
+        if problem is not None:
+            raise ValueError(
+                f"{where}: config field {name!r} is {shown(value)}; expected {problem}"
+            )
+
+
+SUMMARY_NUMBERS = ("mean_return", "std_return", "median_return", "min_return", "max_return",
+                   "human_normalized", "eval_mean_return", "eval_std_return",
+                   "eval_median_return", "eval_human_normalized", "sps", "learning_sps",
+                   "epsilon", "eval_epsilon")  # fmt: skip
+SUMMARY_INTEGERS = ("seed", "global_step", "updates", "episodes", "eval_episodes",
+                    "solved_at_step", "max_episode_frames")  # fmt: skip
+SUMMARY_LISTS = ("returns", "eval_returns", "lengths")
+SUMMARY_STRINGS = ("env", "preset", "protocol", "trained_env", "checkpoint", "human_score_set")
+
+
+def check_summary(summary: dict[str, Any], path: str | Path) -> None:
+    """A summary.json of scripts.train or scripts.evaluate, field by field."""
+
+    def bad(key: str, expected: str) -> ValueError:
+        return ValueError(
+            f"summary {path}: field {key!r} is {shown(summary[key])}; expected {expected}"
+        )
+
+    if not isinstance(summary.get("env"), str) or not summary["env"].strip():
+        if "env" not in summary:
+            raise ValueError(
+                f"summary {path} has no 'env' field; not a summary of scripts.train or "
+                "scripts.evaluate"
+            )
+        raise bad("env", "the env id as a string")
+    for key in SUMMARY_STRINGS:
+        if summary.get(key) is not None and not isinstance(summary[key], str):
+            raise bad(key, "a string")
+    for key in SUMMARY_NUMBERS:
+        if summary.get(key) is not None and not _is_number(summary[key]):
+            raise bad(key, "a number")
+    for key in SUMMARY_INTEGERS:
+        if summary.get(key) is not None and not (_is_integer(summary[key]) and summary[key] >= 0):
+            raise bad(key, "an integer >= 0")
+    for key in SUMMARY_LISTS:
+        value = summary.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(_is_number(v) for v in value)
+        ):
+            raise bad(key, "a list of numbers")
+
+
+METRICS_FIELDS = ("global_step", "wall_seconds", "metric", "value")
+
+
+def read_metrics_checked(path: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """metrics.csv -> {metric: [(global_step, value), ...]}, checked row by row: the header of
+    ``agents.tracking.MetricsLog``, then rows of an integer step >= 0, a finite wall time, a
+    metric name and a finite value, each metric's steps never going back (a file two runs wrote
+    into). Only a torn last line (no newline after it: a run killed while writing) is skipped;
+    anything else is refused in one line naming the file and the line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ValueError(f"metrics {path} cannot be read ({reason})") from None
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        raise ValueError(f"metrics {path} is empty; scripts.train writes a header and rows")
+    try:
+        rows = list(csv.reader(lines))
+    except csv.Error as error:
+        raise ValueError(f"metrics {path} is not a CSV file ({error})") from None
+    if tuple(rows[0]) != METRICS_FIELDS:
+        raise ValueError(
+            f"metrics {path}: its header is {','.join(rows[0])!r}; expected "
+            f"{','.join(METRICS_FIELDS)!r} (the metrics.csv of scripts.train)"
+        )
+    torn_tail = not text.endswith("\n")
+    series: dict[str, list[tuple[int, float]]] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        try:
+            if len(row) != 4 or not row[2]:
+                raise ValueError
+            step, wall, value = int(row[0]), float(row[1]), float(row[3])
+            if step < 0 or not math.isfinite(wall) or not math.isfinite(value):
+                raise ValueError
+        except ValueError:
+            if number == len(rows) and torn_tail:
+                break  # a torn last line: the run was killed while writing it
+            raise ValueError(
+                f"metrics {path}: line {number} {','.join(row)!r} is not a row of an integer "
+                "global_step >= 0, a finite wall_seconds, a metric name and a finite value"
+            ) from None
+        points = series.setdefault(row[2], [])
+        if points and step < points[-1][0]:
+            raise ValueError(
+                f"metrics {path}: line {number} logs {row[2]} at global step {step} after step "
+                f"{points[-1][0]}; a run's steps never go back (two runs wrote into this file?)"
+            )
+        points.append((step, value))
+    return series
+
+
+def check_finite_tensors(where: str, field: str, tensors: Mapping[str, Any]) -> None:
+    """Every floating tensor of ``tensors`` finite; else one line counting the bad values."""
+    import torch
+
+    for name, tensor in tensors.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise ValueError(
+                    f"{where}: its {field} holds {bad} NaN or infinite value(s) (first in "
+                    f"{name!r}); a non-finite network is never evaluated, exported or resumed"
+                )
+
+
+def _check_shape(where: str, key: str, value: object) -> None:
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) in (1, 3)
+        and all(_is_integer(s) and s >= 1 for s in value)
+        and math.prod(int(s) for s in value) <= MAX_OBS_ELEMENTS
+    )
+    if not ok:
+        raise ValueError(
+            f"{where}: field {key!r} is {shown(value)}; expected an observation shape: 1 or 3 "
+            f"integers >= 1, at most {MAX_OBS_ELEMENTS:,} elements"
+        )
+
+
+def check_checkpoint(state: dict[str, Any], path: object = None) -> None:
+    """A loaded checkpoint (``agents.checkpoint.load_checkpoint``), field by field: what playing
+    it needs (env_id, obs_shape, num_actions, config, a finite model; a classifier's settings),
+    and every training field it holds (a finite target and optimizer state, counters, generator
+    states, the saved replay's name)."""
+    import torch
+
+    where = f"checkpoint {path if path is not None else state.get('path')}"
+
+    def bad(key: str, expected: str) -> ValueError:
+        return ValueError(
+            f"{where}: field {key!r} is {shown(state[key])[:100]}; expected {expected}"
+        )
+
+    required = ("env_id", "obs_shape", "num_actions", "config", "model")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise ValueError(f"{where} lacks {', '.join(missing)}; not a checkpoint of this package")
+    if not isinstance(state["env_id"], str) or not state["env_id"]:
+        raise bad("env_id", "the env id as a string")
+    _check_shape(where, "obs_shape", state["obs_shape"])
+    if not (_is_integer(state["num_actions"]) and 1 <= state["num_actions"] <= MAX_ACTIONS):
+        raise bad("num_actions", f"an integer in [1, {MAX_ACTIONS}]")
+    check_config_dict(state["config"], where)
+    kind = state.get("kind", "q-network")
+    if kind not in ("q-network", "classifier"):
+        raise bad("kind", "q-network or classifier")
+    if kind == "classifier" and not (
+        isinstance(state.get("classifier"), dict)
+        and isinstance(state["classifier"].get("model"), str)
+    ):
+        raise ValueError(f"{where}: a classifier checkpoint without its 'classifier' settings")
+    for key in ("model", "target"):
+        if key not in state:
+            continue
+        value = state[key]
+        if (
+            not isinstance(value, dict)
+            or not value
+            or not all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in value.items())
+        ):
+            raise bad(key, "a state_dict: names and tensors")
+        check_finite_tensors(where, f"{key} network", value)
+    if "optimizer" in state:
+        opt = state["optimizer"]
+        if not isinstance(opt, dict) or not isinstance(opt.get("state", {}), dict):
+            raise bad("optimizer", "an optimizer state_dict")
+        for slot in opt.get("state", {}).values():
+            if isinstance(slot, dict):
+                check_finite_tensors(where, "optimizer state", slot)
+    for key in ("global_step", "updates", "epsilon_decay_steps", "next_target_sync", "next_log",
+                "next_checkpoint", "refill_until", "solved_at", "next_eval",
+                "priority_beta_steps", "format_version"):  # fmt: skip
+        value = state.get(key)
+        low = -1 if key == "refill_until" else 0
+        if value is not None and not (_is_integer(value) and low <= value <= INT64_MAX):
+            raise bad(key, f"an integer >= {low}")
+    if state.get("updates_due") is not None:
+        check_number(f"{where}: field 'updates_due'", state["updates_due"], Range(0.0))
+    if state.get("epsilon") is not None:
+        check_number(f"{where}: field 'epsilon'", state["epsilon"], PROBABILITY)
+    returns = state.get("recent_returns")
+    if returns is not None and not (
+        isinstance(returns, list | tuple)
+        and all(_is_number(r) and math.isfinite(float(r)) for r in returns)
+    ):
+        raise bad("recent_returns", "a list of finite numbers")
+    for key in ("torch_rng", "agent_rng", "noise_rng"):
+        value = state.get(key)
+        if value is not None and not (
+            isinstance(value, torch.Tensor) and value.dtype == torch.uint8
+        ):
+            raise bad(key, "a generator state (a uint8 tensor)")
+    if state.get("run_id") is not None and not isinstance(state["run_id"], str):
+        raise bad("run_id", "a string")
+    replay = state.get("replay")
+    if replay is not None and not (
+        isinstance(replay, str) and re.fullmatch(r"replay_\d{12}", replay)
+    ):
+        raise bad("replay", "the name of a saved replay folder, replay_<12 digits>")
+
+
+NPY_VERSIONS = {(1, 0): "read_array_header_1_0", (2, 0): "read_array_header_2_0"}
+
+
+def inspect_npz(path: str | Path, what: str, keys: tuple[str, ...]) -> dict[str, tuple]:
+    """{key: (shape, dtype)} of the arrays ``keys`` in the npz ``path``, read from the zip
+    directory and the npy headers only, before anything is decompressed. Refused in one line
+    naming the file: a member that declares more than deflate can produce from its compressed
+    bytes (a zip bomb), a header whose shape and dtype disagree with the member's size, object
+    arrays, an unknown compression or npy version, or arrays that together need more memory
+    than is available. Arrays absent from the file are left out (the caller names them)."""
+    path = Path(path)
+
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"{what} {path} is not usable: {why}")
+
+    found: dict[str, tuple] = {}
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = {info.filename: info for info in zf.infolist()}
+            for key in keys:
+                info = infos.get(f"{key}.npy")
+                if info is None:
+                    continue
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise refuse(f"its array {key} uses compression {info.compress_type}")
+                stored = info.compress_type == zipfile.ZIP_STORED
+                if (stored and info.file_size != info.compress_size) or (
+                    info.file_size > DEFLATE_MAX_RATIO * info.compress_size + 4096
+                ):
+                    raise refuse(
+                        f"its array {key} declares {format_bytes(info.file_size)} from "
+                        f"{format_bytes(info.compress_size)} of compressed data, more than "
+                        f"{'stored' if stored else 'deflate'} data can hold (a zip bomb?)"
+                    )
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version not in NPY_VERSIONS:
+                        raise refuse(f"its array {key} has npy format {version}")
+                    shape, _, dtype = getattr(np.lib.format, NPY_VERSIONS[version])(f)
+                    header = f.tell()
+                if dtype.hasobject:
+                    raise refuse(f"its array {key} holds Python objects")
+                nbytes = math.prod(shape) * dtype.itemsize
+                if header + nbytes != info.file_size:
+                    raise refuse(
+                        f"its array {key} declares shape {shape} of {dtype} "
+                        f"({format_bytes(nbytes)}) but holds "
+                        f"{format_bytes(info.file_size - header)}"
+                    )
+                total += nbytes
+                found[key] = (tuple(shape), dtype)
+    except ValueError as error:
+        if str(error).startswith(f"{what} {path}"):
+            raise
+        raise refuse(f"it is not a readable npz file ({error})") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as error:
+        raise refuse(f"it is not a readable npz file ({type(error).__name__})") from None
+    free = available_memory("cpu")
+    if total > free:
+        raise refuse(
+            f"its arrays need {format_bytes(total)} of memory, more than the "
+            f"{format_bytes(free)} available"
+        )
+    return found
