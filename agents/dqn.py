@@ -189,6 +189,10 @@ class DQNAgent:
             self.noise_generator = torch.Generator(device=device)
             self.noise_generator.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
         self.updates = 0
+        # True from a hard target sync until the next optimizer step: the target then holds the
+        # online weights, so the Double DQN chooser needs no second forward pass (drq syncs
+        # after every update, as Dopamine's target_update_period = 1).
+        self.target_is_online = False
         self.compiled = compile_update
         self._loss_terms = self._eager_loss_terms
         if compile_update:
@@ -250,6 +254,7 @@ class DQNAgent:
             nn.utils.clip_grad_norm_(self.online.parameters(), c.max_grad_norm)
         self.optimizer.step()
         self.updates += 1
+        self.target_is_online = False
         return {"losses/td_loss": loss.detach(), "losses/q_values": q_mean, "td_error": priority}
 
     def augment(self, batch: Batch) -> Batch:
@@ -296,10 +301,12 @@ class DQNAgent:
         q = self.online(batch.obs)
         q_taken = q.gather(1, batch.action[:, None]).squeeze(1)
         with torch.no_grad():
-            next_online = self.online(batch.next_obs) if c.double_dqn else None
-            target = td_target(
-                batch.reward, batch.discount, self.target(batch.next_obs), next_online
-            )
+            next_target = self.target(batch.next_obs)
+            next_online = None
+            if c.double_dqn:  # the same network when the target was just synced (not noisy)
+                same = self.target_is_online and not c.noisy
+                next_online = next_target if same else self.online(batch.next_obs)
+            target = td_target(batch.reward, batch.discount, next_target, next_online)
         loss, td_error = td_loss(q_taken, target, c.loss, batch.weights)
         return loss, q_taken.detach().mean(), td_error.abs()
 
@@ -331,3 +338,4 @@ class DQNAgent:
                 t.copy_(o)
             else:
                 t.lerp_(o, tau)
+        self.target_is_online = tau >= 1.0

@@ -313,3 +313,33 @@ def test_drq_trains_on_the_fake_env(tmp_path):
     assert summary["eval_episodes"] == 2 and summary["eval_epsilon"] == 0.001
     assert summary["protocol"] == "atari100k"
     assert math.isclose(trainer.epsilon(), 0.01)
+
+
+def test_a_just_synced_target_serves_as_the_double_dqn_chooser():
+    """With the target synced after every update (drq), online and target are the same weights
+    at the next update: one forward pass on the next observations gives the same loss."""
+    config = preset("drq").replace(augment=False, compile="off")
+    agent = DQNAgent.build(config, (4, 84, 84), 6, torch.device("cpu"), seed=0)
+    g = torch.Generator().manual_seed(4)
+    obs = torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8, generator=g)
+    batch = _batch(obs)._replace(next_obs=obs.flip(0), action=torch.arange(8) % 6)
+    assert not agent.target_is_online  # never assumed before a sync
+    agent.update(batch)  # online and target now differ
+    assert not agent.target_is_online
+    calls = []
+    handle = agent.online.register_forward_hook(lambda *a: calls.append(1))
+    long_way = agent._eager_loss_terms(batch)
+    assert len(calls) == 2  # obs, then next_obs for the chooser
+    agent.sync_target()
+    assert agent.target_is_online
+    calls.clear()
+    short = agent._eager_loss_terms(batch)
+    assert len(calls) == 1  # obs only: the target's forward chose the action
+    agent.target_is_online = False
+    calls.clear()
+    assert torch.equal(agent._eager_loss_terms(batch)[0], short[0])  # the same loss either way
+    assert len(calls) == 2 and not torch.equal(long_way[0], short[0])
+    handle.remove()
+    agent.target_is_online = True
+    agent.update(batch)
+    assert not agent.target_is_online  # an optimizer step makes them differ again
