@@ -112,10 +112,10 @@ def test_intensity_jitter_matches_dopamine_formula():
 
 
 def _batch(obs: torch.Tensor) -> Batch:
-    b = obs.shape[0]
-    return Batch(obs, torch.zeros(b, dtype=torch.long), torch.zeros(b), obs.clone(),
-                 torch.full((b,), 0.9), torch.zeros(b, dtype=torch.long),
-                 torch.zeros(b, dtype=torch.long))  # fmt: skip
+    b, kw = obs.shape[0], {"device": obs.device}
+    return Batch(obs, torch.zeros(b, dtype=torch.long, **kw), torch.zeros(b, **kw), obs.clone(),
+                 torch.full((b,), 0.9, **kw), torch.zeros(b, dtype=torch.long, **kw),
+                 torch.zeros(b, dtype=torch.long, **kw))  # fmt: skip
 
 
 def test_agent_augments_obs_and_next_obs_independently_before_the_loss():
@@ -343,3 +343,19 @@ def test_a_just_synced_target_serves_as_the_double_dqn_chooser():
     agent.target_is_online = True
     agent.update(batch)
     assert not agent.target_is_online  # an optimizer step makes them differ again
+
+
+@pytest.mark.gpu
+def test_drq_update_on_cuda_augments_on_the_device_and_compiles_with_cuda_graphs():
+    device = torch.device("cuda")
+    config = preset("drq").replace(compile="on", device="cuda")
+    agent = DQNAgent.build(config, (4, 84, 84), 6, device, seed=0)
+    g = torch.Generator(device=device).manual_seed(0)
+    obs = torch.randint(0, 256, (32, 4, 84, 84), dtype=torch.uint8, device=device, generator=g)
+    batch = _batch(obs)
+    shifted = agent.augment(batch)
+    assert shifted.obs.device.type == "cuda" and shifted.obs.shape == obs.shape
+    for _ in range(3):
+        metrics = agent.update(batch)
+        agent.sync_target()
+    assert agent.compiled and torch.isfinite(metrics["losses/td_loss"]).item()
