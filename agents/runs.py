@@ -262,6 +262,8 @@ def trainer_state(t: Trainer) -> dict[str, Any]:
         "python_rng": random.getstate(),
         **{name: getattr(t, name) for name in COUNTERS},
         "next_eval": None if math.isinf(t.next_eval) else t.next_eval,
+        "positions_advanced": True,  # next_eval/next_checkpoint saved past this step's
+        "metrics_rows": getattr(getattr(t.tracker, "metrics", None), "rows", None),
         "recent_returns": list(t.recent_returns),
         "obs": None if t.obs is None else torch.from_numpy(np.array(t.obs)),
         "env_state": None if t.obs is None else env_state(t.envs),
@@ -278,6 +280,12 @@ def restore_trainer(t: Trainer, state: dict[str, Any]) -> None:
     for name in COUNTERS:
         setattr(t, name, state[name])
     t.next_eval = math.inf if state["next_eval"] is None else state["next_eval"]
+    if not state.get("positions_advanced"):  # written before the step's evaluation and the
+        # advance of its checkpoint position: advance them as that run did right after saving
+        if t.next_eval <= t.global_step:
+            t.next_eval += t.config.eval_every_steps
+        if t.next_checkpoint <= t.global_step:
+            t.next_checkpoint += t.config.checkpoint_every_steps
     t.recent_returns.extend(state["recent_returns"])
     # Schedules resolved against total_steps when the run started: an extended run keeps them
     # (checkpoints written before they were saved resolve them against the config, as then).

@@ -25,13 +25,26 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+def _rows(path: Path):
+    """The well-formed rows of a metrics.csv, in order (a torn or malformed row is skipped)."""
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                int(row["global_step"]), float(row["wall_seconds"]), float(row["value"])
+            except (TypeError, ValueError, KeyError):
+                continue
+            yield row
+
+
 class MetricsLog:
-    """Append-only CSV of scalar metrics against ``global_step``."""
+    """Append-only CSV of scalar metrics against ``global_step``. ``rows`` counts its rows (a
+    checkpoint saves it, so a resumed run keeps exactly the rows written before it)."""
 
     def __init__(self, path: str | Path, wall_offset_seconds: float = 0.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
+        self.rows = 0 if new else sum(1 for _ in _rows(self.path))
         self._file = open(self.path, "a", newline="")  # noqa: SIM115 - closed in close()
         self._writer = csv.writer(self._file)
         if new:
@@ -45,6 +58,7 @@ class MetricsLog:
             value = float(value)
             if math.isfinite(value):
                 self._writer.writerow((step, wall, key, f"{value:.6g}"))
+                self.rows += 1
         self._file.flush()
 
     def close(self) -> None:
@@ -67,27 +81,24 @@ def read_metrics(path: str | Path) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
-def truncate_metrics(path: str | Path, step: int) -> tuple[float, int]:
-    """Drop the rows logged after ``step`` (a resumed run logs them again) and a torn last line,
-    rewriting the file atomically. Returns (the last kept wall_seconds, the largest step the file
-    held before), so a resumed run continues the clock and knows which steps wandb already has."""
+def truncate_metrics(path: str | Path, step: int, rows: int | None = None) -> tuple[float, int]:
+    """Keep the rows a resumed run does not log again, rewriting the file atomically: the first
+    ``rows`` rows (the count its checkpoint saved: rows logged after the checkpoint go, even at its
+    own step, such as a final evaluation cut short), or without a count the rows up to ``step``;
+    a torn last line goes too. Returns (the last kept wall_seconds, the largest step the file held
+    before), so a resumed run continues the clock and knows which steps wandb already has."""
     from agents.checkpoint import atomic_write
 
     path = Path(path)
     if not path.exists():
         return 0.0, -1
     kept, wall, seen = [], 0.0, -1
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                row_step, row_wall = int(row["global_step"]), float(row["wall_seconds"])
-                float(row["value"])
-            except (TypeError, ValueError, KeyError):
-                continue
-            seen = max(seen, row_step)
-            if row_step <= step:
-                kept.append([row[k] for k in FIELDS])
-                wall = max(wall, row_wall)
+    for row in _rows(path):
+        row_step, row_wall = int(row["global_step"]), float(row["wall_seconds"])
+        seen = max(seen, row_step)
+        if row_step <= step and (rows is None or len(kept) < rows):
+            kept.append([row[k] for k in FIELDS])
+            wall = max(wall, row_wall)
 
     def write(f) -> None:
         text = io.StringIO()
