@@ -87,14 +87,19 @@ def condense_tyro_error(text: str, prog: str) -> str:
     return f"{message} (see {prog} --help)"
 
 
-def tyro_cli(cls: type[T], default: T, args: Sequence[str], prog: str) -> T:
-    """``tyro.cli`` whose parse errors become one ``ValueError`` line (exit 2 via cli_main)."""
+def tyro_cli(
+    cls: type[T], default: T, args: Sequence[str], prog: str, description: str | None = None
+) -> T:
+    """``tyro.cli`` whose parse errors become one ``ValueError`` line (exit 2 via cli_main);
+    ``description``: the text ``--help`` shows above the flags (default: the class docstring)."""
     import tyro
 
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
-            return tyro.cli(cls, default=default, args=list(args), prog=prog)
+            return tyro.cli(
+                cls, default=default, args=list(args), prog=prog, description=description
+            )
     except SystemExit as done:
         if done.code in (0, None):
             raise

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         cp = cp.replace(total_steps=2_000, learning_starts=500, eval_every_steps=1_000,
                         eval_episodes=2, progress=False)  # fmt: skip
-    cp_summary = train(cp)
+    cp_summary = train(cp, overwrite=True)  # the tour's own runs: redone each time
     solved = cp_summary.get("solved_at_step")
     status = f"solved at step {solved}" if solved else "not solved in this budget"
     print(f"      CartPole: eval mean return {cp_summary['eval_mean_return']:.1f} ({status})")
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     atari = smoke().replace(env=args.game, total_steps=steps, buffer_size=steps,
                             learning_starts=min(1_000, steps // 2), output_dir=str(out / "atari"),
                             progress=not args.quick, **tracking)  # fmt: skip
-    atari_summary = train(atari)
+    atari_summary = train(atari, overwrite=True)
 
     print("[3/5] Evaluating (nature protocol) and recording gameplay", flush=True)
     evaluate_script.main([str(out / "atari"), "--episodes", "1", "--record", str(out / "videos"),

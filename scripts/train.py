@@ -2,12 +2,20 @@
 
 Flags come from ``agents.config.TrainConfig`` (``--help`` lists them with their docstrings); the
 defaults are those of ``--preset``. Writes DIR/config.json, DIR/metrics.csv, DIR/checkpoints/,
-DIR/videos/ and DIR/summary.json under ``--output-dir``. ``--list-games`` prints the Atari games.
+DIR/videos/ and DIR/summary.json under ``--output-dir`` (by default a new directory per run,
+``runs/{game}__{preset}__s{seed}__{time}``, printed at the start). ``--list-games`` prints the
+Atari games.
+
+One run per directory: a directory that holds a run is refused unless ``--resume DIR`` continues
+it or ``--overwrite`` deletes it first (only the files a run writes; a directory holding anything
+else is refused), and a directory in use by a running train is refused naming its pid.
 
 ``--resume DIR`` continues the run in DIR from its newest checkpoint: same settings (only the
-flags in ``RESUME_CHANGEABLE`` may be given, e.g. ``--total-steps`` to extend it), global step,
-epsilon position, optimizer and random states, replay (when saved with ``--save-replay``), the
-same wandb run id, and metrics.csv continued without duplicate rows.
+flags in ``RESUME_CHANGEABLE`` may be given, e.g. ``--total-steps`` to extend it; config.json must
+match the config saved in the checkpoint), global step, epsilon position, optimizer and random
+states, replay (when saved with ``--save-replay``), the same wandb run id, and metrics.csv
+continued without duplicate rows. Resuming a finished run runs nothing, writes nothing and exits
+0; ``--total-steps`` at or below the steps done exits 2.
 
 SIGINT (Ctrl-C) or SIGTERM: the current step finishes, a checkpoint is written, metrics and wandb
 are flushed, and the exit code is 130 or 143. A NaN or infinite loss or parameter stops the run
@@ -18,24 +26,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents.config import TrainConfig, config_from_dict
-from agents.loop import NonFiniteLossError, train
+from agents.config import TrainConfig
+from agents.loop import NonFiniteLossError, Trainer
 from agents.presets import preset
+from agents.run_dir import RESUME_CHANGEABLE, RunFinished, read_run_config
 from envs.atari import print_games_if_requested
 from scripts._cli import cli_main, tyro_cli
 
 PROG = "train"
-# Settings a resumed run may change; anything else would make it a different run.
-RESUME_CHANGEABLE = (
-    "total_steps", "device", "replay_device", "torch_threads", "progress", "track", "wandb_mode",
-    "wandb_init_timeout", "save_replay", "checkpoint_every_steps", "keep_checkpoints",
-    "log_every_steps", "record_video", "final_eval_episodes",
-)  # fmt: skip
+__all__ = ["RESUME_CHANGEABLE", "main", "parse_config"]
+DESCRIPTION = (
+    "Train a DQN agent. Besides the settings below: --resume DIR continues the run in DIR (only "
+    "--total-steps, --device, --save-replay, logging, checkpoint and tracking flags may be given "
+    "with it); --overwrite deletes the run that --output-dir holds before starting a new one."
+)
 
 
 def resumed_config(run_dir: str, argv: Sequence[str]) -> TrainConfig:
@@ -46,12 +54,8 @@ def resumed_config(run_dir: str, argv: Sequence[str]) -> TrainConfig:
             f"--resume: {run_dir!r} holds no config.json; give the --output-dir of a run to "
             "continue"
         )
-    try:
-        saved = config_from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"--resume: {path} cannot be read ({error})") from None
-    saved = saved.replace(output_dir=str(run_dir))
-    config = tyro_cli(TrainConfig, saved, argv, PROG)
+    saved = read_run_config(path).replace(output_dir=str(run_dir))
+    config = tyro_cli(TrainConfig, saved, argv, PROG, DESCRIPTION)
     changed = [
         f.name for f in dataclasses.fields(TrainConfig)
         if getattr(config, f.name) != getattr(saved, f.name) and f.name not in RESUME_CHANGEABLE
@@ -73,10 +77,11 @@ def parse_config(argv: Sequence[str]) -> tuple[TrainConfig, bool]:
     pre.add_argument("--preset", default="cleanrl")
     pre.add_argument("--resume", default=None)
     known, _ = pre.parse_known_args(argv)
+    argv = without_overwrite(argv)
     if known.resume is not None:
         return resumed_config(known.resume, without_resume(argv)), True
     base = preset(known.preset)
-    config = tyro_cli(TrainConfig, base, argv, PROG)
+    config = tyro_cli(TrainConfig, base, argv, PROG, DESCRIPTION)
     if given(argv, "--epsilon-decay-steps"):  # an explicit length beats a preset's fraction
         if given(argv, "--epsilon-decay-fraction") and config.epsilon_decay_fraction is not None:
             raise ValueError(
@@ -105,14 +110,31 @@ def without_resume(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def without_overwrite(argv: Sequence[str]) -> list[str]:
+    """``argv`` less its ``--overwrite`` (a request about the directory, not a setting)."""
+    return [arg for arg in argv if arg != "--overwrite"]
+
+
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if print_games_if_requested(argv):
         return 0
     config, resume = parse_config(argv)
+    overwrite = "--overwrite" in argv
     try:
-        summary = train(config, resume=resume)
+        trainer = Trainer(config, resume=resume, overwrite=overwrite)
+    except RunFinished as done:
+        if given(argv, "--total-steps") and config.total_steps <= done.global_step:
+            raise ValueError(
+                f"--total-steps: {config.total_steps} is not above the {done.global_step} agent "
+                f"steps the run in {config.output_dir} has done; give a larger total to extend it"
+            ) from None
+        print(f"{PROG}: {done}")
+        return 0
+    config = trainer.config  # its output_dir filled in when it was a template
+    try:
+        summary = trainer.run()
     except NonFiniteLossError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
