@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.checkpoint import latest_checkpoint, load_checkpoint
+from agents.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from agents.loop import NonFiniteLossError, Trainer
 from agents.presets import preset
 from agents.replay_io import load_replay
@@ -125,6 +125,9 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_run(tmp_path):
         process.send_signal(signal.SIGKILL)
         process.communicate()
         steps.append(check_run_dir(out))
+        # every checkpoint is a periodic one: a resume never writes one off the schedule
+        names = [p.name for p in list_checkpoints(out / "checkpoints")]
+        assert all(int(name[5:17]) % 100 == 0 for name in names), names
         # a write cut short leaves at most its own temporary, removed by the next save
         assert len(list((out / "checkpoints").glob(".*.tmp"))) <= 2
     assert steps == sorted(steps) and steps[-1] > steps[0]

@@ -266,15 +266,29 @@ def test_a_resumed_run_continues_the_same_wandb_run(tmp_path, monkeypatch):
     assert len(runs) == 2 and all(name.endswith(f"-{run_id}") for name in runs), runs
 
 
-def test_resuming_with_an_edited_config_names_the_network_difference(tmp_path, capsys):
+def test_resuming_with_an_edited_config_names_the_setting_and_both_values(tmp_path, capsys):
     out = tmp_path / "run"
     assert train_main([*CARTPOLE, "--preset", "cartpole", "--total-steps", "300",
                        "--output-dir", str(out)]) == 0  # fmt: skip
     config = json.loads((out / "config.json").read_text())
     (out / "config.json").write_text(json.dumps({**config, "dueling": True}))
     capsys.readouterr()
-    assert train_main(["--resume", str(out)]) == 2
+    assert train_main(["--resume", str(out), "--total-steps", "400"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert "holds another network than this config builds" in err
-    assert "head.value" in err or "head.advantage" in err, err
+    assert f"--resume: dueling is true in {out / 'config.json'} but false in the checkpoint" in err
+
+
+def test_a_checkpoint_of_another_network_names_both_sides(tmp_path):
+    """A library caller resuming with a config whose network differs from the checkpoint's gets
+    the network named, even past the settings check."""
+    from agents.run_dir import read_run_config
+
+    out = tmp_path / "run"
+    assert train_main([*CARTPOLE, "--preset", "cartpole", "--total-steps", "300",
+                       "--output-dir", str(out)]) == 0  # fmt: skip
+    config = read_run_config(out / "config.json").replace(dueling=True, total_steps=400)
+    with pytest.MonkeyPatch.context() as patch:  # past the settings check
+        patch.setattr("agents.loop.check_resume", lambda *args: None)
+        with pytest.raises(ValueError, match="holds another network than this config builds"):
+            Trainer(config, resume=True)
