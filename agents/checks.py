@@ -21,6 +21,7 @@ flag or file, the value and what is accepted (``scripts._cli.cli_main`` prints i
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import dataclasses
@@ -58,7 +59,6 @@ MAX_JSON_BYTES = 64 * 2**20
 DEFLATE_MAX_RATIO = 1032
 """Deflate cannot expand data more than about 1032 to 1 (its longest match, 258 bytes, coded in 2
 bits); an npz member declaring more than that over its compressed bytes lies about its size."""
-MAX_BOOTSTRAP_REPS = 1_000_000
 EXAMPLE_OUTPUT = "runs/NAME"
 
 
@@ -144,6 +144,28 @@ POSITIVE_INT = Range(1, integer=True)
 COUNT = Range(0, integer=True)
 SEED = Range(0, integer=True)
 PROBABILITY = Range(0.0, 1.0)
+EPISODES = Range(1, 1_000_000, integer=True)
+"""Episodes of one evaluation: a million 30-minute games is already beyond any protocol."""
+EPISODE_FRAMES = Range(1, ALE_SEED_MAX, integer=True)
+"""An episode cap in emulator frames: ale-py keeps it in a 32-bit integer."""
+BOOTSTRAP_REPS = Range(1, 1_000_000, integer=True)
+
+
+def path_arg(text: str) -> Path:
+    """An argparse ``type`` for paths that refuses an empty one (``Path("")`` would silently be the
+    current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not accepted (empty); give a path")
+    return Path(text)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose parse errors are one ``ValueError`` line (exit code 2
+    through ``scripts._cli.cli_main``) instead of a usage block and an error line."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise ValueError(f"{message} (see {self.prog} --help)")
+
 
 TRAIN_RANGES: dict[str, Range] = {
     "seed": SEED,
@@ -203,7 +225,7 @@ def type_problem(hint: object, value: object) -> str | None:
     if origin is tuple:
         element = args[0] if args else object
         if not isinstance(value, tuple | list):
-            return f"a list of {type_problem(element, object()) or 'values'}"
+            return f"a list of {_plural(type_problem(element, object()) or 'values')}"
         inner = [type_problem(element, v) for v in value]
         bad = next((p for p in inner if p is not None), None)
         return None if bad is None else f"a list of {_plural(bad)}"
@@ -241,8 +263,8 @@ def check_fields(config: object, ranges: Mapping[str, Range], flag=flag_name) ->
         for v in values:
             if value is None or isinstance(v, bool) or not _is_number(v):
                 continue
-            rule = ranges.get(field.name)
-            if rule is None or isinstance(value, tuple | list):
+            rule = ranges.get(field.name)  # for a list: the range of each element
+            if rule is None:
                 rule = Range(integer=True) if _is_integer(v) else Range()
             if not rule.accepts(v):
                 optional = type_problem(hint, None) is None
@@ -629,6 +651,26 @@ def check_config_dict(data: object, where: str) -> None:
             )
 
 
+def check_played_config(kind: object, config: object, where: str) -> None:
+    """The config saved with a network that is played: a TrainConfig for a Q-network
+    (``check_config_dict``); a classifier's (a supervised run's settings) needs an object whose
+    protocol, eval_epsilon and env, what playing it reads, have their types."""
+    if kind != "classifier":
+        check_config_dict(config, where)
+        return
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: the config is a {type(config).__name__}, not an object")
+    for name, ok, expected in (
+        ("protocol", isinstance(config.get("protocol"), str), "a string"),
+        ("env", isinstance(config.get("env"), str), "a string"),
+        ("eval_epsilon", PROBABILITY.accepts(config.get("eval_epsilon")), "a number in [0, 1]"),
+    ):
+        if name in config and not ok:
+            raise ValueError(
+                f"{where}: config field {name!r} is {shown(config[name])}; expected {expected}"
+            )
+
+
 SUMMARY_NUMBERS = ("mean_return", "std_return", "median_return", "min_return", "max_return",
                    "human_normalized", "eval_mean_return", "eval_std_return",
                    "eval_median_return", "eval_human_normalized", "sps", "learning_sps",
@@ -776,10 +818,10 @@ def check_checkpoint(state: dict[str, Any], path: object = None) -> None:
     _check_shape(where, "obs_shape", state["obs_shape"])
     if not (_is_integer(state["num_actions"]) and 1 <= state["num_actions"] <= MAX_ACTIONS):
         raise bad("num_actions", f"an integer in [1, {MAX_ACTIONS}]")
-    check_config_dict(state["config"], where)
     kind = state.get("kind", "q-network")
     if kind not in ("q-network", "classifier"):
         raise bad("kind", "q-network or classifier")
+    check_played_config(kind, state["config"], where)
     if kind == "classifier" and not (
         isinstance(state.get("classifier"), dict)
         and isinstance(state["classifier"].get("model"), str)

@@ -126,7 +126,10 @@ def save_pretrained(
     a behaviour-cloning classifier); ``evaluation`` is ``recorded_evaluation``'s dict or None."""
     from safetensors.torch import save
 
+    from agents.checks import check_finite_tensors
+
     check_name(name)
+    check_finite_tensors(f"checkpoint {state.get('path')}", "model network", state["model"])
     if half and not fits_float16(state["model"]):
         raise ValueError(
             f"pretrained {name!r}: weights exceed float16's range (65504); save in float32"
@@ -202,25 +205,101 @@ def resolve_pretrained(name_or_path: str | Path) -> tuple[Path, Path]:
 
 
 def read_pretrained_meta(path: Path) -> dict[str, Any]:
-    """The json of a pair, with one clear error for anything that is not one of ours."""
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"pretrained metadata {path} cannot be read: {error}") from None
-    required = ("format_version", "env_id", "obs_shape", "num_actions", "config", "tensors")
-    missing = [key for key in required if not isinstance(meta, dict) or key not in meta]
+    """The json of a pair, checked field by field (``check_pretrained_meta``): one clear error for
+    anything that is not one of ours."""
+    from agents.checks import read_json_object
+
+    meta = read_json_object(path, "pretrained metadata")
+    required = ("format_version", "env_id", "obs_shape", "num_actions", "config", "tensors",
+                "sha256")  # fmt: skip
+    missing = [key for key in required if key not in meta]
     if missing:
-        raise ValueError(f"pretrained metadata {path} lacks {', '.join(missing)}")
-    if meta["format_version"] > FORMAT_VERSION:
+        why = "; a shipped agent records its weights' SHA-256" if "sha256" in missing else ""
         raise ValueError(
-            f"pretrained metadata {path} has format {meta['format_version']}; this version reads "
-            f"up to {FORMAT_VERSION}"
+            f"pretrained metadata {path} lacks {', '.join(missing)}{why} (export it with "
+            "scripts.export_pretrained)"
         )
+    check_pretrained_meta(meta, path)
     return meta
 
 
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+EVALUATION_NUMBERS = ("mean_return", "std_return", "median_return", "min_return", "max_return",
+                      "epsilon", "human_normalized", "tolerance")  # fmt: skip
+
+
+def check_pretrained_meta(meta: dict[str, Any], path: object) -> None:
+    """Each field of a shipped agent's json: its type, and sizes and numbers within reason."""
+    from agents.checks import (
+        MAX_ACTIONS,
+        _check_shape,
+        _is_integer,
+        _is_number,
+        check_played_config,
+        shown,
+    )
+
+    where = f"pretrained metadata {path}"
+
+    def bad(key: str, expected: str, value: object = None) -> ValueError:
+        value = meta.get(key) if value is None else value
+        return ValueError(f"{where}: field {key!r} is {shown(value)[:100]}; expected {expected}")
+
+    version = meta["format_version"]
+    if not _is_integer(version) or version < 1:
+        raise bad("format_version", "an integer >= 1")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{where} has format {version}; this version reads up to {FORMAT_VERSION}")
+    if not isinstance(meta["sha256"], str) or not SHA256.match(meta["sha256"]):
+        raise bad("sha256", "the weights file's SHA-256 as 64 lowercase hex digits")
+    if not isinstance(meta["env_id"], str) or not meta["env_id"]:
+        raise bad("env_id", "the env id as a string")
+    _check_shape(where, "obs_shape", meta["obs_shape"])
+    if not (_is_integer(meta["num_actions"]) and 1 <= meta["num_actions"] <= MAX_ACTIONS):
+        raise bad("num_actions", f"an integer in [1, {MAX_ACTIONS}]")
+    tensors = meta["tensors"]
+    shapes_ok = isinstance(tensors, dict) and bool(tensors) and all(
+        isinstance(k, str) and isinstance(v, list) and all(_is_integer(d) and d >= 0 for d in v)
+        for k, v in tensors.items()
+    )  # fmt: skip
+    if not shapes_ok:
+        raise bad("tensors", "{name: shape} with shapes as lists of integers >= 0")
+    kind = meta.get("kind", "q-network")
+    if kind not in ("q-network", "classifier"):
+        raise bad("kind", "q-network or classifier")
+    check_played_config(kind, meta["config"], where)
+    settings = meta.get("classifier")
+    if kind == "classifier" and not (
+        isinstance(settings, dict) and isinstance(settings.get("model"), str)
+    ):
+        raise ValueError(f"{where}: a classifier without its 'classifier' settings")
+    if meta.get("dtype", "float32") not in ("float16", "float32"):
+        raise bad("dtype", "float16 or float32")
+    for key in ("name", "protocol", "source_checkpoint"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise bad(key, "a string")
+    for key in ("global_step", "parameters"):
+        if meta.get(key) is not None and not (_is_integer(meta[key]) and meta[key] >= 0):
+            raise bad(key, "an integer >= 0")
+    evaluation = meta.get("evaluation")
+    if evaluation is None:
+        return
+    if not isinstance(evaluation, dict):
+        raise bad("evaluation", "an object (the recorded evaluation) or null")
+    for key in EVALUATION_NUMBERS:
+        if evaluation.get(key) is not None and not _is_number(evaluation[key]):
+            raise bad("evaluation", f"a number as its {key!r}", evaluation[key])
+    for key in ("episodes", "check_episodes", "seed", "max_episode_frames"):
+        value = evaluation.get(key)
+        if value is not None and not (_is_integer(value) and value >= (key != "seed")):
+            raise bad("evaluation", f"a positive integer as its {key!r}", value)
+    returns = evaluation.get("returns")
+    if returns is not None and not (isinstance(returns, list) and all(map(_is_number, returns))):
+        raise bad("evaluation", "a list of numbers as its 'returns'", returns)
+
+
 def _check_pair(weights: Path, meta: dict[str, Any], data: bytes) -> None:
-    if meta.get("sha256") not in (None, hashlib.sha256(data).hexdigest()):
+    if meta.get("sha256") != hashlib.sha256(data).hexdigest():
         raise ValueError(
             f"pretrained weights {weights} do not match their json (SHA-256 differs); export "
             "the pair again"
@@ -234,13 +313,23 @@ def load_pretrained(name_or_path: str | Path, device: str | torch.device = "cpu"
     from safetensors import SafetensorError
     from safetensors.torch import load
 
+    from agents.checks import available_memory, check_finite_tensors, format_bytes
+
     weights, meta_path = resolve_pretrained(name_or_path)
     meta = read_pretrained_meta(meta_path)
+    size, free = weights.stat().st_size, available_memory("cpu")
+    if 3 * size > free:  # the file's bytes, the tensors, their float32 copies
+        raise ValueError(
+            f"pretrained weights {weights} are {format_bytes(size)}; loading them needs about "
+            f"{format_bytes(3 * size)}, more than the {format_bytes(free)} of memory available"
+        )
     data = weights.read_bytes()
+    _check_pair(weights, meta, data)  # before parsing: only the exported bytes are read
     try:
         tensors = load(data)
     except (SafetensorError, ValueError) as error:
         raise ValueError(f"pretrained weights {weights} cannot be read: {error}") from None
+    check_finite_tensors(f"pretrained weights {weights}", "network", tensors)
     theirs = {key: list(t.shape) for key, t in tensors.items()}
     if theirs != meta["tensors"]:
         extra = sorted(set(theirs) - set(meta["tensors"]))
@@ -252,7 +341,6 @@ def load_pretrained(name_or_path: str | Path, device: str | torch.device = "cpu"
             f"pretrained weights {weights} do not match {meta_path.name}: tensors not in the json "
             f"{extra or 'none'}, missing {absent or 'none'}, other shapes {shapes or 'none'}"
         )
-    _check_pair(weights, meta, data)
     model = {
         key: (t.float() if t.is_floating_point() else t).to(device) for key, t in tensors.items()
     }

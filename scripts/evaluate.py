@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agents import checks
 from agents.checkpoint import atomic_write, load_checkpoint
 from agents.env_switch import check_env_switch, checkpoint_interface, env_interface, mapped_policy
 from agents.evaluation import (
@@ -55,13 +56,14 @@ from envs.atari import (
 )
 from envs.scores import HUMAN_SCORE_SET
 from envs.trajectories import TrajectoryRecorder
+from envs.vector import check_env_id
 from scripts._cli import cli_main
 
 PROG = "evaluate"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", nargs="?", default=None,
                    help="checkpoint file, or a run directory (or give --pretrained)")  # fmt: skip
     p.add_argument("--pretrained", default=None, metavar="NAME",
@@ -80,11 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default=None, help="play this game instead of the checkpoint's")
     p.add_argument("--force", action="store_true", help="with --env: play a different action set")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
-    p.add_argument("--record", type=Path, default=None, help="directory for one mp4 per episode")
+    p.add_argument(
+        "--record", type=checks.path_arg, default=None, help="directory for one mp4 per episode"
+    )
     p.add_argument("--record-best", action="store_true", help="with --record: keep the best only")
-    p.add_argument("--save-trajectories", type=Path, default=None, metavar="PATH",
+    p.add_argument("--save-trajectories", type=checks.path_arg, default=None, metavar="PATH",
                    help="write observations, actions, rewards, episodes to this .npz")  # fmt: skip
-    p.add_argument("--output-dir", type=Path, default=None, help="where summary.json goes")
+    p.add_argument(
+        "--output-dir", type=checks.path_arg, default=None, help="where summary.json goes"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return p
 
@@ -96,14 +102,13 @@ def check_args(args: argparse.Namespace) -> None:
             f"give either CHECKPOINT (a checkpoint file or run directory) or --pretrained NAME; "
             f"got {given}"
         )
-    if args.episodes is not None and args.episodes < 1:
-        raise ValueError(f"--episodes: {args.episodes} is not accepted; use an integer >= 1")
-    if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
-        raise ValueError(f"--epsilon: {args.epsilon} is not accepted; use a number in [0, 1]")
-    if args.max_episode_frames < 1:
-        raise ValueError(
-            f"--max-episode-frames: {args.max_episode_frames} is not accepted; use an integer >= 1"
-        )
+    if args.episodes is not None:
+        checks.check_number("--episodes", args.episodes, checks.EPISODES)
+    if args.epsilon is not None:
+        checks.check_number("--epsilon", args.epsilon, checks.PROBABILITY)
+    checks.check_number("--max-episode-frames", args.max_episode_frames, checks.EPISODE_FRAMES)
+    checks.check_number("--seed", args.seed, checks.SEED)
+    checks.check_device("--device", args.device)
     if args.force and args.env is None:
         raise ValueError("--force: only means something with --env GAME; add --env or drop it")
     if args.save_trajectories is not None and args.record is not None:
@@ -111,6 +116,19 @@ def check_args(args: argparse.Namespace) -> None:
             "--save-trajectories cannot be combined with --record (videos are played on a "
             "separate env); run the evaluation twice"
         )
+    if args.env is not None:
+        check_env_id(args.env)
+        checks.env_spec(args.env)
+
+
+def check_outputs(args: argparse.Namespace, out_dir: Path) -> None:
+    """Every file the evaluation will write can be written (probed, nothing left behind), before
+    the first episode is played."""
+    checks.check_writable_dir("--output-dir", out_dir)
+    if args.record is not None:
+        checks.check_writable_dir("--record", args.record)
+    if args.save_trajectories is not None:
+        checks.check_writable_file("--save-trajectories", args.save_trajectories)
 
 
 def default_epsilon(protocol_flag: str | None, config: dict) -> float:
@@ -195,7 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         state = load_pretrained(args.pretrained, device)
     else:
         state = load_checkpoint(args.checkpoint, map_location=device)
+        checks.check_checkpoint(state)
     config = state["config"]
+    out_dir = args.output_dir or default_output_dir(state)
+    check_outputs(args, out_dir)
     trained = checkpoint_interface(state)
     played, table, warning = trained, None, None
     if args.env is not None:
@@ -208,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     epsilon = default_epsilon(args.protocol, config) if args.epsilon is None else args.epsilon
     if args.episodes is None:
         args.episodes = PROTOCOL_EVAL_EPISODES.get(protocol, 10)
+    top = args.episodes + checks.MAX_EVAL_ENVS
+    checks.check_atari_seed(env_id, args.seed, top, "an evaluation of --episodes episodes")
     act = mapped_policy(agent_policy(load_policy(state, device, seed=args.seed)), table)
     recorder = None if args.save_trajectories is None else TrajectoryRecorder()
     if args.record is not None:
@@ -232,7 +255,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = played.action_meanings or tuple(str(k) for k in range(played.num_actions))
         trajectories = recorder.finish(played.env_id, protocol, epsilon, names)
         summary["trajectories"] = str(save_trajectories(args.save_trajectories, trajectories))
-    out_dir = args.output_dir or default_output_dir(state)
     write_outputs(out_dir, summary)
     print(summary_line(summary))
     print(f"summary: {out_dir / 'summary.json'}")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agents import checks
 from agents.checkpoint import load_checkpoint
 from agents.evaluation import agent_policy, evaluate, load_policy
 from agents.loop import resolve_device
@@ -37,10 +38,10 @@ MAX_EPISODE_FRAMES = 108_000  # the protocols' 30-minute cap, as scripts/evaluat
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", help="checkpoint file, or a run directory")
     p.add_argument("--name", required=True, help="agent name: the files' stem (e.g. pong)")
-    p.add_argument("--output-dir", type=Path, default=PRETRAINED_DIR,
+    p.add_argument("--output-dir", type=checks.path_arg, default=PRETRAINED_DIR,
                    help="where the pair goes (default: agents/pretrained)")  # fmt: skip
     p.add_argument("--episodes", type=int, default=30, help="evaluation episodes (default 30)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
@@ -74,11 +75,16 @@ def score_line(label: str, summary: dict[str, Any]) -> str:
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.episodes < 1:
-        raise ValueError(f"--episodes: {args.episodes} is not accepted; use an integer >= 1")
+    checks.check_number("--episodes", args.episodes, checks.EPISODES)
+    checks.check_number("--seed", args.seed, checks.SEED)
+    checks.check_device("--device", args.device)
     check_name(args.name)
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint, map_location=device)
+    checks.check_checkpoint(state)  # a non-finite network is never exported
+    checks.check_writable_dir("--output-dir", args.output_dir)
+    top = args.episodes + checks.MAX_EVAL_ENVS
+    checks.check_atari_seed(state["env_id"], args.seed, top, "an evaluation of --episodes episodes")
     full = score(state, state["model"], args, device)
     print(score_line("float32 weights", full))
     if args.full_precision:

@@ -5,6 +5,7 @@ in agents/pretrained/ reproduces its recorded score."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -14,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
-from agents.checkpoint import load_checkpoint
+from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.evaluation import agent_policy, evaluate, load_policy
 from agents.loop import train
 from agents.presets import preset
@@ -291,16 +292,116 @@ def test_a_pair_that_does_not_match_is_refused_in_one_message(exported, tmp_path
     def truncate(meta, path):
         path.write_bytes(path.read_bytes()[:1000])
 
+    def truncate_and_rehash(meta, path):
+        truncate(meta, path)
+        meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+
     for change, words in [
         (reshape, "other shapes ['head.linear.weight']"),
         (drop, "tensors not in the json ['head.linear.bias']"),
         (corrupt, "SHA-256 differs"),
-        (truncate, "cannot be read"),
+        (truncate, "SHA-256 differs"),  # checked before the bytes are parsed
+        (truncate_and_rehash, "cannot be read"),
     ]:
         bad = tampered_pair(weights, tmp_path, change)
         with pytest.raises(ValueError, match="bad.safetensors") as error:
             load_pretrained(bad)
         assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def _set(key, value):
+    def change(meta, _):
+        meta[key] = value
+
+    return change
+
+
+def _nan_weight(meta, path):
+    tensors = load_file(path)
+    first = sorted(tensors)[0]
+    tensors[first].view(-1)[0] = float("nan")
+    save_file(tensors, path)
+    meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+BAD_META = [
+    (lambda meta, _: meta.pop("sha256"), "lacks sha256; a shipped agent records its weights' SHA"),
+    (_set("sha256", None), "field 'sha256' is None; expected the weights file's SHA-256"),
+    (_set("sha256", "abc"), "field 'sha256' is 'abc'; expected the weights file's SHA-256 as 64"),
+    (_set("format_version", "1"), "field 'format_version' is '1'; expected an integer >= 1"),
+    (_set("format_version", 99), "has format 99; this version reads up to 1"),
+    (_set("env_id", 7), "field 'env_id' is 7; expected the env id as a string"),
+    (_set("obs_shape", [4, 84]), "field 'obs_shape' is [4, 84]; expected an observation shape"),
+    (_set("obs_shape", [4, 84, 0]), "field 'obs_shape' is [4, 84, 0]"),
+    (_set("obs_shape", [10**6, 10**6, 10**6]), "at most 10,000,000 elements"),
+    (_set("num_actions", 0), "field 'num_actions' is 0; expected an integer in [1, 4096]"),
+    (_set("num_actions", 2.0), "field 'num_actions' is 2.0"),
+    (_set("config", []), "the config is a list, not an object"),
+    (_set("config", {"gamma": "high"}), "config field 'gamma' is 'high'; expected a number"),
+    (_set("config", {"hidden": [8, "x"]}), "config field 'hidden' is [8, 'x']"),
+    (_set("tensors", {}), "field 'tensors' is {}; expected {name: shape}"),
+    (_set("tensors", {"w": "big"}), "field 'tensors'"),
+    (_set("kind", "policy"), "field 'kind' is 'policy'; expected q-network or classifier"),
+    (_set("kind", "classifier"), "a classifier without its 'classifier' settings"),
+    (_set("dtype", "int8"), "field 'dtype' is 'int8'; expected float16 or float32"),
+    (_set("global_step", -1), "field 'global_step' is -1; expected an integer >= 0"),
+    (_set("evaluation", [1]), "field 'evaluation' is [1]; expected an object"),
+    (_set("evaluation", {"mean_return": "12"}), "expected a number as its 'mean_return'"),
+    (_set("evaluation", {"episodes": 0}), "expected a positive integer as its 'episodes'"),
+    (_set("evaluation", {"returns": [1, None]}), "expected a list of numbers as its 'returns'"),
+    (_nan_weight, "holds 1 NaN or infinite value(s)"),
+]
+
+
+@pytest.mark.parametrize(("change", "words"), BAD_META, ids=[w[:40] for _, w in BAD_META])
+def test_a_shipped_agent_json_is_checked_field_by_field(exported, tmp_path, capsys, change, words):
+    bad = tampered_pair(exported[0], tmp_path, change)
+    with pytest.raises(ValueError) as error:
+        load_pretrained(bad)
+    assert words in str(error.value) and "\n" not in str(error.value), str(error.value)
+    assert "bad.json" in str(error.value) or "bad.safetensors" in str(error.value)
+    out = tmp_path / "out"
+    rc = evaluate_script.main(["--pretrained", str(bad), "--output-dir", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and words in err and not out.exists(), err
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('{"format_version": NaN}', "holds NaN where only finite numbers are accepted"),
+        ('{"format_version": 1e999}', "holds 1e999 where only finite numbers are accepted"),
+        ("[1, 2]", "holds a JSON list; a JSON object is expected"),
+        ("{", "is not valid JSON"),
+        ("[" * 100_000, "is not valid JSON"),
+    ],
+)
+def test_a_shipped_agent_json_that_is_not_a_finite_object_is_refused(
+    exported, tmp_path, text, words
+):
+    bad = tampered_pair(exported[0], tmp_path, lambda meta, _: None)
+    (tmp_path / "bad.json").write_text(text)
+    with pytest.raises(ValueError) as error:
+        load_pretrained(bad)
+    assert words in str(error.value) and "bad.json" in str(error.value), str(error.value)
+
+
+def test_a_nan_network_is_never_exported_or_evaluated(run, tmp_path, capsys):
+    state = load_checkpoint(run)
+    model = {k: v.clone().contiguous() for k, v in state["model"].items()}
+    next(iter(model.values())).view(-1)[3] = float("inf")
+    with pytest.raises(ValueError, match=r"its model network holds 1 NaN or infinite value"):
+        save_pretrained({**state, "model": model}, tmp_path, "nan")
+    assert list(tmp_path.iterdir()) == []
+    nan_run = tmp_path / "nan-run" / "checkpoints"
+    save_checkpoint(nan_run, {k: v for k, v in {**state, "model": model}.items() if k != "path"}, 5)
+    for main, args in ((export_pretrained.main, ["--name", "nan"]), (evaluate_script.main, [])):
+        out = tmp_path / "out"
+        rc = main([str(nan_run.parent), *args, "--output-dir", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and not out.exists(), err
+        assert "holds 1 NaN or infinite value(s) (first in" in err
+        assert "a non-finite network is never evaluated, exported or resumed" in err
 
 
 def test_list_pretrained_names_complete_pairs_only(exported, tmp_path):
@@ -346,14 +447,26 @@ def test_an_unknown_name_lists_the_shipped_agents():
         (["{run}", "--name", "../x"], "pretrained name '../x' is not accepted"),
         (["{run}", "--name", "x", "--episodes", "0"], "--episodes: 0"),
         (["{tmp}/missing", "--name", "x"], "missing does not exist"),
+        (["{run}", "--name", "x", "--episodes", "nan"], "argument --episodes: invalid int value"),
+        (["{run}", "--name", "x", "--episodes", "10000000"], "use an integer in [1, 1000000]"),
+        (["{run}", "--name", "x", "--seed", "-3"], "--seed: -3 is not accepted"),
+        (["{run}", "--name", "x", "--device", "mps"], "--device: 'mps' is not accepted"),
+        (["{run}", "--name", "x", "--device", "cuda:99"], "--device: 'cuda:99' was asked for"),
+        (["{run}", "--name", "x", "--bogus"], "unrecognized arguments: --bogus"),
+        (["{run}", "--name", "x", "--output-dir", "{tmp}/file/sub"], "--output-dir: '{tmp}/file"),
+        (["{run}", "--name", "x", "--output-dir", "/"], "--output-dir: '/' is not accepted"),
     ],
 )
 def test_export_bad_input_exits_2_with_one_line(run, tmp_path, capsys, args, message):
+    (tmp_path / "file").write_text("a file")
     argv = [a.replace("{run}", str(run)).replace("{tmp}", str(tmp_path)) for a in args]
-    rc = export_pretrained.main([*argv, "--output-dir", str(tmp_path / "out")])
+    if "--output-dir" not in args:
+        argv += ["--output-dir", str(tmp_path / "out")]
+    rc = export_pretrained.main(argv)
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and not (tmp_path / "out").exists()
-    assert len(err.splitlines()) == 1 and message in err, err
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert message.replace("{tmp}", str(tmp_path)) in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing left behind
 
 
 # --- shipped agents ------------------------------------------------------------------------------
