@@ -119,23 +119,61 @@ def resolve_config(config: SupervisedConfig) -> SupervisedConfig:
     if config.model == "nature-cnn" and config.activation not in (None, "relu"):
         raise ValueError(f"model 'nature-cnn' uses ReLU, got activation {config.activation!r}")
     cfg = replace(config, **chosen)
-    checks = [
-        ("epochs", cfg.epochs >= 1, ">= 1"),
-        ("batch_size", cfg.batch_size >= 1, ">= 1"),
-        ("lr", cfg.lr > 0, "> 0"),
-        ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
-        ("dropout", 0 <= cfg.dropout < 1, "in [0, 1)"),
-        ("max_shift_pixels", cfg.max_shift_pixels >= 0, ">= 0"),
-        ("intensity_jitter", 0 <= cfg.intensity_jitter < 1, "in [0, 1)"),
-        ("optimizer", cfg.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-        ("threads", cfg.threads >= 1, ">= 1"),
-        ("wandb_mode", cfg.wandb_mode in WANDB_MODES, ", ".join(WANDB_MODES)),
-    ]
-    for name, ok, accepted in checks:
-        if not ok:
-            raise ValueError(f"bad {name} {getattr(cfg, name)!r}; accepted: {accepted}")
+    from agents.checks import check_fields, check_output_path
+
+    check_fields(cfg, SUPERVISED_RANGES)  # types, NaN, infinities and ranges, field by field
+    for name, choices in (("optimizer", OPTIMIZERS), ("wandb_mode", WANDB_MODES)):
+        if getattr(cfg, name) not in choices:
+            raise ValueError(
+                f"--{name.replace('_', '-')}: {getattr(cfg, name)!r} is not accepted; use one of "
+                f"{', '.join(choices)}"
+            )
+    if cfg.hidden is not None and not cfg.hidden:
+        raise ValueError("--hidden: [] is not accepted; use one or more widths >= 1")
+    check_output_path("--output-dir", cfg.output_dir)
     make_activation(cfg.activation)  # raises on an unknown name, listing the accepted ones
     return cfg
+
+
+def _supervised_ranges() -> dict:
+    from agents.checks import COUNT, POSITIVE_INT, SEED, Range
+
+    return {
+        "epochs": POSITIVE_INT,
+        "batch_size": POSITIVE_INT,
+        "lr": Range(0.0, low_open=True),
+        "weight_decay": Range(0.0),
+        "dropout": Range(0.0, 1.0, high_open=True),
+        "max_shift_pixels": COUNT,
+        "intensity_jitter": Range(0.0, 1.0, high_open=True),
+        "hidden": POSITIVE_INT,
+        "seed": SEED,
+        "threads": POSITIVE_INT,  # at most the machine's cores are used
+    }
+
+
+SUPERVISED_RANGES = _supervised_ranges()
+"""The range of each numeric ``SupervisedConfig`` setting (``agents.checks.check_fields``)."""
+
+
+def check_classifier_memory(config: SupervisedConfig, dataset: Dataset) -> None:
+    """Refuse a classifier whose weights, gradients and two optimizer moments (float32) do not fit
+    in the memory available, before it is built (counted on the meta device)."""
+    from agents.checks import available_memory, format_bytes
+
+    with torch.device("meta"):
+        net = build_classifier(
+            config.model, dataset.input_shape, dataset.num_classes, config.hidden or (),
+            config.activation, config.dropout,
+        )  # fmt: skip
+    params = sum(p.numel() for p in net.parameters())
+    need, free = 16 * params, available_memory("cpu")
+    if need > free:
+        raise ValueError(
+            f"--hidden: {list(config.hidden or ())} is not accepted here: the {config.model} of "
+            f"{params:,} parameters needs {format_bytes(need)} with its gradients and optimizer "
+            f"state, more than the {format_bytes(free)} of memory available; use smaller widths"
+        )
 
 
 def _shape_problem(model: str, input_shape: Sequence[int]) -> str | None:

@@ -28,6 +28,7 @@ numpy only: writing the file atomically is the caller's job (``agents.evaluation
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -175,30 +176,91 @@ def _check_boundaries(path: Path, data: dict[str, np.ndarray]) -> None:
         raise _invalid(path, "its episode_returns are not the sums of its rewards")
 
 
+# Each array's dimensions and dtype kinds (numpy's ``dtype.kind``: b bool, i/u integers, f floats,
+# U strings); observations are (T, *obs_shape) with a 1-D or (C, H, W) observation.
+SCHEMA = {
+    "observations": ((2, 4), "uf"), "actions": ((1, 1), "iu"), "rewards": ((1, 1), "f"),
+    "episode": ((1, 1), "iu"), "episode_start": ((1, 1), "b"), "done": ((1, 1), "b"),
+    "episode_returns": ((1, 1), "f"), "episode_lengths": ((1, 1), "iu"),
+    "env_id": ((0, 0), "U"), "protocol": ((0, 0), "U"), "epsilon": ((0, 0), "f"),
+    "num_actions": ((0, 0), "iu"), "action_meanings": ((1, 1), "U"),
+    "format_version": ((0, 0), "iu"),
+}  # fmt: skip
+MAX_ACTIONS = 4096
+MAX_OBS_ELEMENTS = 10_000_000
+
+
+def _check_headers(path: Path, found: dict[str, tuple]) -> None:
+    """Shapes and dtypes from the npy headers, before any array is decompressed."""
+    missing = [key for key in (*ARRAY_KEYS, *META_KEYS) if key not in found]
+    if missing:
+        raise _invalid(
+            path, f"it lacks the arrays {', '.join(missing)} (expected {', '.join(ARRAY_KEYS)} "
+            f"and {', '.join(META_KEYS)}, as scripts.evaluate --save-trajectories writes them)"
+        )  # fmt: skip
+    for key, ((low, high), kinds) in SCHEMA.items():
+        shape, dtype = found[key]
+        if not low <= len(shape) <= high or dtype.kind not in kinds:
+            dims = f"{low}-d" if low == high else f"{low}- to {high}-d"
+            names = {"b": "bool", "i": "integer", "u": "unsigned", "f": "float", "U": "string"}
+            raise _invalid(
+                path, f"its array {key} is {len(shape)}-d {dtype}; expected {dims} "
+                f"{' or '.join(names[k] for k in kinds)}"
+            )  # fmt: skip
+    steps = found["actions"][0][0]
+    if steps < 1:
+        raise _invalid(path, "it holds no steps")
+    if any(found[key][0][0] != steps for key in ARRAY_KEYS[:6]):
+        raise _invalid(path, "its per-step arrays differ in length")
+    obs = found["observations"][0][1:]
+    if len(obs) not in (1, 3) or math.prod(obs) > MAX_OBS_ELEMENTS or min(obs) < 1:
+        raise _invalid(
+            path, f"its observations are {obs}; expected a vector (n,) or an image (C, H, W) of "
+            f"at most {MAX_OBS_ELEMENTS:,} elements"
+        )  # fmt: skip
+    meanings = found["action_meanings"][0][0]
+    if not 1 <= meanings <= MAX_ACTIONS:
+        raise _invalid(path, f"it names {meanings} actions; expected 1 to {MAX_ACTIONS}")
+
+
+def _check_values(path: Path, data: dict[str, np.ndarray]) -> None:
+    """Finite rewards, returns, epsilon and float observations; a known format version."""
+    if int(data["format_version"]) > FORMAT_VERSION:
+        raise _invalid(path, f"format {int(data['format_version'])} is newer than {FORMAT_VERSION}")
+    for key in ("rewards", "episode_returns", "epsilon", "observations"):
+        if data[key].dtype.kind == "f" and not np.isfinite(data[key]).all():
+            bad = int((~np.isfinite(data[key])).sum())
+            raise _invalid(path, f"it has {bad} NaN or infinite value(s) in its {key}")
+    epsilon = float(data["epsilon"])
+    if not 0.0 <= epsilon <= 1.0:
+        raise _invalid(path, f"its epsilon {epsilon} is not in [0, 1]")
+    if (data["episode_lengths"] < 1).any():
+        raise _invalid(path, "its episode_lengths are not all >= 1")
+
+
 def load_trajectories(path: str | Path) -> Trajectories:
-    """Read and check a trajectory file; ValueError naming the file and the problem otherwise."""
+    """Read and check a trajectory file; ValueError naming the file and the problem otherwise.
+
+    The zip directory and each array's npy header are checked first (``agents.checks.inspect_npz``:
+    declared sizes against the compressed bytes, a zip bomb refused unopened, the memory the
+    arrays need against what is available), then the shapes and dtypes of ``SCHEMA``; only then
+    are the arrays read (only the known ones), and their values checked."""
+    from agents.checks import inspect_npz
+
     path = Path(path)
     if not path.is_file():
         raise ValueError(
             f"trajectory file {path} does not exist; write one with "
             f"python -m scripts.evaluate CHECKPOINT --save-trajectories {path}"
         )
+    found = inspect_npz(path, "trajectory file", tuple(SCHEMA))
+    _check_headers(path, found)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            data = {key: npz[key] for key in npz.files}
+            data = {key: npz[key] for key in SCHEMA}
     except Exception as error:  # noqa: BLE001 - turned into one clear message
         raise _invalid(path, f"it is not a readable npz file ({type(error).__name__})") from None
-    missing = [key for key in (*ARRAY_KEYS, *META_KEYS) if key not in data]
-    if missing:
-        raise _invalid(
-            path, f"it lacks the arrays {', '.join(missing)} (expected {', '.join(ARRAY_KEYS)} "
-            f"and {', '.join(META_KEYS)}, as scripts.evaluate --save-trajectories writes them)"
-        )  # fmt: skip
-    if int(data["format_version"]) > FORMAT_VERSION:
-        raise _invalid(path, f"format {int(data['format_version'])} is newer than {FORMAT_VERSION}")
-    n = len(data["actions"])
-    if any(len(data[key]) != n for key in ARRAY_KEYS[:6]):
-        raise _invalid(path, "its per-step arrays differ in length")
+    _check_values(path, data)
     _check_boundaries(path, data)
     meanings = tuple(str(m) for m in data["action_meanings"])
     actions = data["actions"].astype(np.int64)

@@ -11,7 +11,6 @@ Writes ``ablation.json`` and ``ablation.md`` under ``--output-dir``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agents import checks
 from scripts._cli import cli_main
 
 PROG = "ablation"
@@ -71,14 +71,16 @@ def report(results: list[dict]) -> str:
 
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--jobs", type=int, default=2, help="parallel runs (one CPU thread each)")
-    p.add_argument("--output-dir", type=Path, default=Path("runs/ablation"))
+    p.add_argument("--output-dir", type=checks.path_arg, default=Path("runs/ablation"))
     args = p.parse_args(argv)
-    if args.jobs < 1:
-        raise ValueError(f"--jobs: {args.jobs} is not accepted; use an integer >= 1")
+    checks.check_number("--jobs", args.jobs, checks.Range(1, 1024, integer=True))
+    for seed in args.seeds:
+        checks.check_number("--seeds", seed, checks.SEED)
+    checks.check_writable_dir("--output-dir", args.output_dir)
     jobs = [(v, s, str(args.output_dir)) for v in args.variants for s in args.seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = []

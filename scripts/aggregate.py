@@ -10,7 +10,6 @@ see ``agents.statistics``). Prints a table; ``--output`` also writes it as JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from agents import checks
 from agents.statistics import AGGREGATES, ScoreInput, bootstrap_intervals
 from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized, normalize_game_name
 from scripts._cli import cli_main
@@ -34,13 +34,23 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
             f"{run_dir}: no summary.json; give run directories of scripts.train or output "
             "directories of scripts.evaluate"
         )
-    try:
-        summary = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(summary, dict) or "env" not in summary:
-        raise ValueError(f"{path}: no 'env' field; not a summary of scripts.train/evaluate")
+    summary = checks.read_json_object(path, "summary")  # no NaN, an object, a sane size
+    checks.check_summary(summary, path)  # field by field
     return summary
+
+
+def run_identity(run_dir: Path, summary: Mapping[str, Any]) -> Path:
+    """The run a summary scores: a training run's directory, or for an evaluation the run whose
+    checkpoint it played (``<run>/checkpoints/step_*.pt``; a shipped agent's file), so a run and
+    an evaluation of it are one run."""
+    checkpoint = summary.get("checkpoint")
+    if summary.get("mean_return") is not None and isinstance(checkpoint, str):
+        path = Path(checkpoint)
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        run = path.parent.parent if path.parent.name == "checkpoints" else path
+        return run.resolve()
+    return Path(run_dir).resolve()
 
 
 def normalized_score(summary: Mapping[str, Any]) -> float | None:
@@ -64,8 +74,16 @@ def collect_scores(run_dirs: Sequence[Path]) -> dict[str, list[float]]:
     if not run_dirs:
         raise ValueError("no directories given; pass run or evaluation directories")
     by_game: dict[str, list[float]] = {}
+    seen: dict[Path, Path] = {}
     for run_dir in run_dirs:
         summary = read_summary(Path(run_dir))
+        identity = run_identity(Path(run_dir), summary)
+        if identity in seen:
+            raise ValueError(
+                f"{run_dir}: the same run as {seen[identity]} ({identity}), given twice; each "
+                "run counts once: give one of them"
+            )
+        seen[identity] = Path(run_dir)
         env = str(summary["env"])
         if not has_scores(env):
             raise ValueError(
@@ -129,14 +147,18 @@ def format_table(result: Mapping[str, Any]) -> str:
 
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+", type=Path, help="run or evaluation directories")
-    p.add_argument("--output", type=Path, default=None, help="write the result as JSON here")
+    p.add_argument(
+        "--output", type=checks.path_arg, default=None, help="write the result as JSON here"
+    )
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     args = p.parse_args(argv)
-    if args.reps < 1:
-        raise ValueError(f"--reps: {args.reps} is not accepted; use an integer >= 1")
+    checks.check_number("--reps", args.reps, checks.BOOTSTRAP_REPS)
+    checks.check_number("--seed", args.seed, checks.SEED)
+    if args.output is not None:
+        checks.check_writable_file("--output", args.output)
     result = aggregate_runs(args.dirs, args.reps, args.seed)
     print(format_table(result))
     if args.output is not None:

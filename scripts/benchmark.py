@@ -26,12 +26,12 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from envs.atari import FRAME_SKIP, make_atari_env, make_atari_vector_env
+from scripts._cli import cli_main
 
 Results = dict[str, dict[str, float]]
 
@@ -143,18 +143,25 @@ def machine_info() -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m scripts.benchmark", description=__doc__)
+    from agents import checks
+
+    parser = checks.ArgumentParser(prog="benchmark", description=__doc__)
     parser.add_argument("suite", choices=sorted(SUITES), help="which benchmark suite to run")
     parser.add_argument(
         "--steps", type=int, default=None, help="steps per measurement (default: the suite's)"
     )
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--json", type=checks.path_arg, default=None, help="also write the results here"
+    )
     args = parser.parse_args(argv)
-    if args.steps is not None and args.steps < 1:
-        parser.error(f"--steps must be >= 1, got {args.steps}")
+    if args.steps is not None:
+        checks.check_number("--steps", args.steps, checks.POSITIVE_INT)
+    if args.json is not None:
+        checks.check_writable_file("--json", args.json)
     return args
 
 
+@cli_main("benchmark")
 def main(argv: list[str] | None = None) -> int:
     """Run one suite, print its table, optionally write JSON; returns the exit code."""
     args = parse_args(argv)

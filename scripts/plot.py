@@ -20,8 +20,6 @@ human-normalized score (e.g. CartPole); runs of such envs are left out of the ba
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -30,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from agents import checks
 from agents.statistics import bootstrap_ci, bootstrap_intervals
-from agents.tracking import read_metrics
 from envs.scores import compact_game_name, normalize_game_name
 from scripts._cli import cli_main
 from scripts.aggregate import normalized_score, score_input
@@ -73,8 +71,14 @@ def seed_mean_band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return mean, BAND_Z * curves.std(axis=0, ddof=1) / np.sqrt(seeds)
 
 
+DRAWN = ("charts/episodic_return", "eval/mean_return")
+
+
 def load_run(run_dir: Path) -> dict[str, Any]:
-    """A run directory's metrics series, config fields and summary (empty when absent)."""
+    """A run directory's metrics series, config fields and summary (empty when absent), each
+    file checked (``agents.checks``): metrics.csv row by row, config.json and summary.json field by
+    field, no NaN anywhere; a run with nothing to draw (no episode ended, no evaluation) is
+    refused. Every refusal is one line naming the file."""
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.csv"
     if not metrics.is_file():
@@ -82,13 +86,38 @@ def load_run(run_dir: Path) -> dict[str, Any]:
             f"{run_dir}: no metrics.csv; give run directories written by scripts.train"
         )
     config_path = run_dir / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    config = {}
+    if config_path.exists():
+        config = checks.read_json_object(config_path, "config")
+        checks.check_config_dict(config, f"config {config_path}")
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary = {}
+    if summary_path.exists():
+        summary = checks.read_json_object(summary_path, "summary")
+        checks.check_summary(summary, summary_path)
+    series = checks.read_metrics_checked(metrics)
+    if not any(series.get(name) for name in DRAWN):
+        raise ValueError(
+            f"metrics {metrics} holds no {' and no '.join(DRAWN)} yet (no episode ended, no "
+            "evaluation): nothing to draw for this run; give runs that have logged one"
+        )
     env = str(config.get("env", summary.get("env", run_dir.name)))
     preset = str(config.get("preset", summary.get("preset", "run")))
-    return {"dir": run_dir, "series": read_metrics(metrics), "env": env, "preset": preset,
+    return {"dir": run_dir, "series": series, "env": env, "preset": preset,
             "summary": summary}  # fmt: skip
+
+
+def check_distinct(dirs: Sequence[Path], identity=lambda d: Path(d).resolve()) -> None:
+    """Refuse the same run given twice (another spelling, a symlink): it would count as two
+    seeds."""
+    seen: dict[Path, Path] = {}
+    for d in dirs:
+        key = identity(d)
+        if key in seen:
+            raise ValueError(
+                f"{d}: the same run as {seen[key]} ({key}), given twice; give each run once"
+            )
+        seen[key] = Path(d)
 
 
 def group_runs(runs: Sequence[dict]) -> dict[str, dict[str, list[dict]]]:
@@ -165,8 +194,9 @@ def draw_learning_curves(
     """``plot_learning_curves`` for runs already loaded with ``load_run``."""
     if x_unit not in X_UNITS:
         raise ValueError(f"x unit {x_unit!r} is not accepted; use one of {', '.join(X_UNITS)}")
-    if window < 1:
-        raise ValueError(f"--window: {window} is not accepted; use an integer >= 1")
+    checks.check_number("--window", window, checks.POSITIVE_INT)
+    if not runs:
+        raise ValueError("no runs to draw; give run directories written by scripts.train")
     panels = group_runs(runs)
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
@@ -265,14 +295,19 @@ def draw_human_normalized(
 
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="run directories (with metrics.csv)")
-    p.add_argument("--output-dir", type=Path, default=Path("runs/plots"))
+    p.add_argument("--output-dir", type=checks.path_arg, default=Path("runs/plots"))
     p.add_argument("--x", choices=X_UNITS, default="steps", help="x axis: agent steps or frames")
     p.add_argument("--window", type=int, default=20, help="episodes in the moving average")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for the bars")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = p.parse_args(argv)
+    checks.check_number("--window", args.window, checks.POSITIVE_INT)
+    checks.check_number("--reps", args.reps, checks.BOOTSTRAP_REPS)
+    checks.check_number("--seed", args.seed, checks.SEED)
+    checks.check_writable_dir("--output-dir", args.output_dir)
+    check_distinct(args.runs)
     runs = [load_run(run_dir) for run_dir in args.runs]  # bad input refused before drawing
     paths = draw_learning_curves(runs, args.output_dir, args.window, args.x)
     paths += draw_human_normalized(runs, args.output_dir, args.reps, args.seed)

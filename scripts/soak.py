@@ -11,7 +11,6 @@ the first full sample to the last is reported as ``growth_after_full_mb``. Linux
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import signal
@@ -21,6 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from agents import checks
 from agents.tracking import read_metrics
 from scripts._cli import cli_main
 
@@ -55,14 +55,15 @@ def newest_step(run_dir: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--every-seconds", type=float, default=60.0)
-    p.add_argument("--output-dir", type=Path, required=True)
+    p.add_argument("--output-dir", type=checks.path_arg, required=True)
     args = p.parse_args(argv[:split])
     train_args = argv[split + 1 :]
-    if args.minutes <= 0 or args.every_seconds <= 0:
-        raise ValueError("--minutes and --every-seconds must be > 0")
+    checks.check_number("--minutes", args.minutes, checks.Range(0.0, low_open=True))
+    checks.check_number("--every-seconds", args.every_seconds, checks.Range(0.0, low_open=True))
+    checks.check_writable_dir("--output-dir", args.output_dir)
     if "--buffer-size" not in train_args:
         raise ValueError("give the run's --buffer-size after --, so the soak knows when it is full")
     buffer_size = int(train_args[train_args.index("--buffer-size") + 1])

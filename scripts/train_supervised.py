@@ -15,8 +15,11 @@ Behaviour cloning of the play saved in t.npz, then playing the clone:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +33,7 @@ from agents.cloning import policy_checkpoint_state
 from agents.supervised import (
     SupervisedConfig,
     TrainResult,
+    check_classifier_memory,
     check_fits,
     config_dict,
     resolve_config,
@@ -38,9 +42,13 @@ from agents.supervised import (
 )
 from agents.tracking import Tracker, resolve_wandb_mode
 from envs.datasets import load_dataset
-from scripts._cli import cli_main
+from scripts._cli import cli_main, condense_tyro_error
 
 PROG = "train_supervised"
+DESCRIPTION = (
+    "Train a supervised baseline classifier. Settings whose default is None take the preset for "
+    "the chosen dataset and model (agents.supervised.PRESETS)."
+)
 
 
 def save_confusion_png(
@@ -94,17 +102,28 @@ def run_label(dataset: str) -> str:
     return f"{kind}-{Path(path).stem}" if sep else dataset
 
 
+def parse_config(argv: Sequence[str]) -> SupervisedConfig:
+    """The flags as a ``SupervisedConfig``; a parse error (a malformed number, an unknown flag)
+    is one ``ValueError`` line instead of tyro's box."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(SupervisedConfig, args=list(argv), prog=PROG, description=DESCRIPTION)
+    except SystemExit as done:
+        if done.code in (0, None):
+            raise
+        text = re.sub(r"\x1b\[[0-9;]*m", "", captured.getvalue())
+        raise ValueError(condense_tyro_error(text, PROG)) from None
+
+
 @cli_main(PROG)
 def main(argv: list[str] | None = None) -> int:
-    config = tyro.cli(
-        SupervisedConfig, args=sys.argv[1:] if argv is None else argv, prog=PROG,
-        description="Train a supervised baseline classifier. Settings whose default is None "
-        "take the preset for the chosen dataset and model (agents.supervised.PRESETS).",
-    )  # fmt: skip
+    config = parse_config(sys.argv[1:] if argv is None else argv)
     cfg = resolve_config(config)
     options = {} if cfg.data_dir is None else {"data_dir": cfg.data_dir}
     dataset = load_dataset(cfg.dataset, **options)
     check_fits(cfg.model, dataset)
+    check_classifier_memory(cfg, dataset)
     if cfg.track and resolve_wandb_mode(cfg.wandb_mode) == "offline":
         os.environ["WANDB_MODE"] = "offline"  # no key and no mode chosen: stay off the network
     tracker = Tracker(
