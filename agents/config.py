@@ -25,18 +25,24 @@ class TrainConfig:
     """Game (any spelling: Pong, ALE/Pong-v5, PongNoFrameskip-v4), a gymnasium id such as
     CartPole-v1, or a fake env (fake, fake-pixels)."""
     preset: str = "cleanrl"
-    """Named preset the other defaults come from (nature, cleanrl, fast, rainbow, der, cartpole,
-    cartpole-rainbow, smoke)."""
+    """Named preset the other defaults come from (nature, cleanrl, fast, rainbow, der, drq,
+    cartpole, cartpole-rainbow, smoke)."""
     seed: int = 1
     """Seed for envs, network initialisation, exploration and replay sampling."""
     total_steps: int = 10_000_000
     """Agent steps to train for, summed over the parallel envs."""
     num_envs: int = 1
     """Parallel environments; the replay ratio (updates x batch per agent step) is preserved."""
-    protocol: Literal["nature", "machado"] = "nature"
-    """Atari protocol: nature (Mnih 2015) or machado (sticky actions 0.25, Machado 2018)."""
-    output_dir: str = "runs/dqn"
-    """Directory for config.json, metrics.csv, checkpoints/, videos/ and summary.json."""
+    protocol: Literal["nature", "machado", "atari100k"] = "nature"
+    """Atari protocol: nature (Mnih 2015), machado (sticky actions 0.25, Machado 2018) or
+    atari100k (Dopamine's labs/atari_100k: as nature without FIRE on reset)."""
+    output_dir: str = "runs/{game}__{preset}__s{seed}__{time}"
+    """Directory of the run: config.json, metrics.csv, checkpoints/, videos/ and summary.json.
+    {game}, {preset}, {seed} and {time} (YYYYmmdd-HHMMSS) are filled in, and -2, -3... appended
+    when that directory exists, so each run gets its own. A directory that already holds a run is
+    refused: continue it with --resume DIR, or replace it with --overwrite."""
+    exp_name: str | None = None
+    """Name of the run in Weights & Biases (default: the name of its output directory)."""
     device: str = "auto"
     """Torch device for the networks: auto (cuda when available), cpu or cuda."""
     replay_device: str = "auto"
@@ -106,6 +112,11 @@ class TrainConfig:
     """Factorised Gaussian noisy head layers (Fortunato 2018); turns epsilon off."""
     noisy_sigma0: float = 0.5
     """Initial noise scale sigma0 of the noisy layers."""
+    shared_hidden: bool = False
+    """Images with --dueling or --noisy: one 512-unit hidden layer after the convolutions shared
+    by the value and advantage streams (noisy under --noisy), then the output layers, as
+    Dopamine's FullRainbowNetwork (the network of the published Atari-100k DER and DrQ(epsilon)
+    runs); off: each stream has its own 512-unit layer (Wang 2016, Hessel 2018)."""
     prioritized: bool = False
     """Proportional prioritized replay (Schaul 2016)."""
     priority_alpha: float = 0.5
@@ -114,6 +125,15 @@ class TrainConfig:
     """Importance-sampling exponent at step 0, annealed linearly to 1 over the run."""
     hidden: tuple[int, ...] = (120, 84)
     """MLP torso widths for vector observations."""
+    augment: bool = False
+    """Random-shift augmentation in each update (image observations only): observation and next
+    observation each padded by --augment-pad pixels (edge pixels repeated) and cropped back at an
+    independent random offset per sample (Kostrikov et al. 2020, DrQ)."""
+    augment_pad: int = 4
+    """Pixels of padding of the random shift: shifts of -pad..pad in each direction."""
+    augment_intensity: float = 0.0
+    """With --augment, scale each augmented observation by 1 + s * clip(N(0, 1), -2, 2), s this
+    value (Dopamine's DrQ augmentation uses 0.05); 0 turns it off."""
 
     epsilon_start: float = 1.0
     """Exploration epsilon at step 0."""
@@ -125,6 +145,9 @@ class TrainConfig:
     """Length of the epsilon decay as a fraction of --total-steps, in (0, 1] (CleanRL's
     exploration_fraction); when set it overrides --epsilon-decay-steps. It is resolved against
     the run's total when the run starts: --resume --total-steps keeps that decay length."""
+    epsilon_decay_start: int = 0
+    """Agent steps at epsilon_start before the linear decay begins (Dopamine's
+    linearly_decaying_epsilon waits for its min_replay_history)."""
     eval_epsilon: float = 0.05
     """Epsilon used when evaluating."""
 
@@ -195,13 +218,17 @@ def schedule_warnings(config: TrainConfig, epsilon_decay_steps: int | None = Non
     total_steps)."""
     c, lines = config, []
     decay = epsilon_decay_length(c) if epsilon_decay_steps is None else epsilon_decay_steps
-    if not c.noisy and c.epsilon_start != c.epsilon_end and decay > c.total_steps:
-        last = c.epsilon_start + c.total_steps / decay * (c.epsilon_end - c.epsilon_start)
+    end = c.epsilon_decay_start + decay
+    if not c.noisy and c.epsilon_start != c.epsilon_end and end > c.total_steps:
+        done = max(c.total_steps - c.epsilon_decay_start, 0) / decay
+        last = c.epsilon_start + done * (c.epsilon_end - c.epsilon_start)
         what = (
             f"--epsilon-decay-steps {decay}"
             if decay == c.epsilon_decay_steps and c.epsilon_decay_fraction is None
             else f"the epsilon decay ({decay} steps, resolved when the run started)"
         )
+        if c.epsilon_decay_start:
+            what += f" after --epsilon-decay-start {c.epsilon_decay_start}"
         lines.append(
             f"{what} is longer than --total-steps {c.total_steps}: epsilon ends the run at "
             f"{last:.3g} instead of {c.epsilon_end:g}"
@@ -254,6 +281,10 @@ def validate(config: TrainConfig, machine: bool = True) -> None:
         raise ValueError(
             f"--v-min/--v-max: [{config.v_min}, {config.v_max}] is not accepted; use v-min < v-max"
         )
+    if config.augment_pad < 0 or config.augment_intensity < 0:
+        name = "pad" if config.augment_pad < 0 else "intensity"
+        value = getattr(config, f"augment_{name}")
+        raise ValueError(f"--augment-{name}: {value} is not accepted; use a number >= 0")
     if not config.hidden or min(config.hidden) < 1:
         raise ValueError(
             f"--hidden: {list(config.hidden)} is not accepted; use one or more widths >= 1"

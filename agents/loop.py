@@ -36,10 +36,18 @@ from agents.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
 )
+from agents.checks import check_checkpoint
 from agents.config import TrainConfig, epsilon_decay_length, schedule_warnings, validate
 from agents.dqn import DQNAgent, linear_schedule
 from agents.evaluation import agent_policy, evaluate
 from agents.replay import Batch
+from agents.run_dir import (
+    RunLock,
+    check_resume,
+    claim_output_dir,
+    prepare_new_run,
+    remove_if_unused,
+)
 from agents.runs import (
     SIGNAL_EXIT_CODES,
     NonFiniteLossError,
@@ -68,14 +76,50 @@ class Trainer:
     """State of one run: env, agent, replay, counters; ``run()`` trains to ``total_steps``."""
 
     def __init__(
-        self, config: TrainConfig, tracker: Tracker | None = None, resume: bool = False
+        self,
+        config: TrainConfig,
+        tracker: Tracker | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
     ) -> None:
+        """``resume``: continue the run in ``config.output_dir`` from its newest checkpoint;
+        ``overwrite``: delete the run that directory holds first (refused without it)."""
         validate(config)
-        self.config = config
+        if resume and overwrite:
+            raise ValueError(
+                "--overwrite: cannot be combined with --resume (one continues the run in the "
+                "directory, the other deletes it); give one of them"
+            )
         self.device = resolve_device(config.device)
+        config, created = (config, False) if resume else claim_output_dir(config)
+        self.config = config
         self.output_dir = Path(config.output_dir)
         check_output_dir(self.output_dir)
-        resumed = self._load_resume_state() if resume else None
+        self.lock: RunLock | None = RunLock.acquire(self.output_dir)  # until run() ends
+        if created:  # a name the user did not give: say it before anything else
+            print(f"run directory: {self.output_dir}", flush=True)
+        try:
+            self._setup(config, tracker, resume, overwrite)
+        except BaseException:
+            self.release()
+            if created:
+                remove_if_unused(self.output_dir)
+            raise
+
+    def release(self) -> None:
+        """Release the run directory's lock (a second run may use it from then on)."""
+        if getattr(self, "lock", None) is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _setup(
+        self, config: TrainConfig, tracker: Tracker | None, resume: bool, overwrite: bool
+    ) -> None:
+        if resume:
+            resumed = self._load_resume_state()
+        else:
+            resumed = None
+            prepare_new_run(self.output_dir, overwrite)
         seed_everything(config.seed)
         self.envs = make_vector_env(
             config.env, config.num_envs, config.protocol, "train", config.seed
@@ -100,13 +144,15 @@ class Trainer:
         wall, logged_until = 0.0, -1
         if resumed is not None:
             wall, logged_until = truncate_metrics(
-                self.output_dir / "metrics.csv", resumed["global_step"]
-            )
+                self.output_dir / "metrics.csv", resumed["global_step"],
+                resumed.get("metrics_rows"),
+            )  # fmt: skip
         self.run_id = resumed.get("run_id") if resumed is not None else new_run_id()
         self.tracker = tracker or Tracker(
             self.output_dir, config_to_dict(config), track=config.track, mode=config.wandb_mode,
             project=config.wandb_project, entity=config.wandb_entity, group=config.wandb_group,
-            tags=config.wandb_tags, name=self.output_dir.name, run_id=self.run_id,
+            tags=config.wandb_tags, name=config.exp_name or self.output_dir.name,
+            run_id=self.run_id,
             init_timeout_seconds=config.wandb_init_timeout, wall_offset_seconds=wall,
             wandb_has_steps_until=logged_until,
         )  # fmt: skip
@@ -139,18 +185,23 @@ class Trainer:
         if latest_checkpoint(self.output_dir / "checkpoints") is None:
             raise CheckpointError(
                 f"--resume: no checkpoint (step_*.pt) in {self.output_dir / 'checkpoints'}; "
-                "start the run again without --resume"
+                "nothing to continue: start the run again with --overwrite"
             )
-        return load_checkpoint(self.output_dir / "checkpoints", map_location=self.device)
+        state = load_checkpoint(self.output_dir / "checkpoints", map_location=self.device)
+        try:
+            check_checkpoint(state, state["path"])  # field by field: types, sizes, finite weights
+        except ValueError as error:
+            raise CheckpointError(str(error)) from None
+        check_resume(self.config, state, self.output_dir)  # the same run, with steps left
+        return state
 
     # -- pieces of a step -----------------------------------------------------------------------
     def epsilon(self) -> float:
         c = self.config
         if c.noisy:
             return 0.0  # noisy nets explore through their weights (Fortunato et al. 2018)
-        return linear_schedule(
-            c.epsilon_start, c.epsilon_end, self.epsilon_decay_steps, self.global_step
-        )
+        step = self.global_step - c.epsilon_decay_start  # Dopamine: constant until the warm-up ends
+        return linear_schedule(c.epsilon_start, c.epsilon_end, self.epsilon_decay_steps, step)
 
     def checkpoint(self) -> Path:
         return write_checkpoint(self)
@@ -245,6 +296,14 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        """Train to ``total_steps`` (or a signal, or ``stop_at_return``); the run directory's
+        lock is released when it returns or raises."""
+        try:
+            return self._run()
+        finally:
+            self.release()
+
+    def _run(self) -> dict[str, Any]:
         from tqdm import tqdm
 
         c, n = self.config, self.envs.num_envs
@@ -281,15 +340,18 @@ class Trainer:
                     bar.set_postfix(
                         sps=f"{sps:.0f}", ret=f"{recent:.1f}", eps=f"{self.epsilon():.3f}"
                     )
-                if self.global_step >= self.next_checkpoint:
-                    self.checkpoint()
-                    self.next_checkpoint += c.checkpoint_every_steps
+                # Evaluate, then checkpoint: the checkpoint holds the step's whole state, its
+                # schedule positions already advanced, so a resumed run neither evaluates nor
+                # checkpoints this step again.
                 if self.global_step >= self.next_eval:
                     self.next_eval += c.eval_every_steps
                     result = self.run_evaluation(c.eval_episodes)
                     if c.stop_at_return is not None and result["mean_return"] >= c.stop_at_return:
                         self.solved_at = self.global_step
-                        break
+                        break  # the final checkpoint below saves this step
+                if self.global_step >= self.next_checkpoint:
+                    self.next_checkpoint += c.checkpoint_every_steps
+                    self.checkpoint()
         finally:
             for sig, handler in previous_handlers.items():
                 signal.signal(sig, handler)
@@ -327,8 +389,12 @@ class Trainer:
 
 
 def train(
-    config: TrainConfig, tracker: Tracker | None = None, resume: bool = False
+    config: TrainConfig,
+    tracker: Tracker | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train a DQN agent as ``config`` says (continuing the run in ``config.output_dir`` when
-    ``resume``); returns the summary also written to summary.json."""
-    return Trainer(config, tracker, resume).run()
+    ``resume``, replacing the run it holds when ``overwrite``); returns the summary also written
+    to summary.json."""
+    return Trainer(config, tracker, resume, overwrite).run()

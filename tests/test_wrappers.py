@@ -82,7 +82,7 @@ def test_chain_order_per_protocol_and_mode():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"protocol": "dqn"}, "unknown protocol 'dqn'; accepted: nature, machado"),
+        ({"protocol": "dqn"}, "unknown protocol 'dqn'; accepted: nature, machado, atari100k"),
         ({"mode": "test"}, "unknown mode 'test'; accepted: train, eval"),
         ({"noop_max": -1}, "noop_max must be >= 0, got -1"),
         ({"frame_stack": 0}, "frame_stack must be >= 1, got 0"),
