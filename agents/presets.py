@@ -36,8 +36,8 @@ Preset sources:
   sampling 0.4 -> 1 over the run, double, dueling, distributional, noisy, prioritized, rewards
   clipped to their sign in training. Evaluation: the ``atari100k`` protocol of the published
   Atari-100k tables (epsilon 0.001 = DER.gin ``epsilon_eval``, 100 episodes, 27,000-step cap),
-  once after training. Network: Rainbow's (each stream its own noisy 512-unit layer), as the
-  fidelity issue asks; the paper's table shrinks it (Kaixhin/Rainbow runs DER with
+  once after training. Network: Rainbow's (each stream its own noisy 512-unit layer, Hessel et
+  al. 2018); van Hasselt et al.'s table shrinks it (Kaixhin/Rainbow runs DER with
   ``--architecture data-efficient --hidden-size 256``: two 5x5 stride-5 convolutions and 256
   hidden units), and Dopamine's DER.gin runs its FullRainbowNetwork (``shared_hidden``).
 - ``drq``: DrQ(epsilon) for Atari 100k (Kostrikov et al. 2020, "Image augmentation is all you

@@ -39,10 +39,10 @@ PUBLISHED = {
 }
 """Column of the table -> the published agent and its source."""
 
-ISSUE_GAMES = (
+EIGHT_GAMES = (
     "Boxing", "Breakout", "Freeway", "Kangaroo", "MsPacman", "Pong", "RoadRunner", "Seaquest",
 )  # fmt: skip
-"""The 8 games of the CPU reproduction (issue 19), in their order."""
+"""The 8 games of the CPU reproduction reported in the README, in that order."""
 
 _EXPECTED_GAMES = 26
 

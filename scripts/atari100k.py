@@ -9,7 +9,7 @@ scores) with stratified-bootstrap 95% confidence intervals (``agents.statistics`
 aggregates of the published per-game means over the same games.
 
 - Games: ``--games Boxing,Breakout,...`` (any spelling of the 26 Atari-100k games), or
-  ``--suite atari100k`` for all 26; default the 8 games of issue 19, in its order.
+  ``--suite atari100k`` for all 26; default the 8 games of the README's CPU reproduction.
 - Seeds: ``--seeds 1`` or ``--seeds 1,2`` (or ``--seeds 1 2``).
 - Resumable: a finished run (``summary.json`` with its final evaluation) is skipped; an
   interrupted one (a checkpoint) continues with ``scripts.train --resume``; one stopped during
@@ -44,11 +44,11 @@ from typing import Any
 import numpy as np
 
 from agents.statistics import aggregate, bootstrap_intervals
-from envs.atari100k import GAMES, ISSUE_GAMES, PUBLISHED, SCORE_SET, game_name, normalized, table
+from envs.atari100k import EIGHT_GAMES, GAMES, PUBLISHED, SCORE_SET, game_name, normalized, table
 from scripts._cli import cli_main
 
 PROG = "atari100k"
-SUITES = {"atari100k": GAMES, "issue19": ISSUE_GAMES}
+SUITES = {"atari100k": GAMES, "eight": EIGHT_GAMES}
 AGGREGATE_NAMES = ("mean", "median", "iqm")
 PROTOCOL_LINE = (
     "atari100k protocol (Dopamine labs/atari_100k): 100k agent steps, no sticky actions, up to 30 "
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         choices=tuple(SUITES),
         default=None,
-        help="a named set of games: atari100k (all 26) or issue19 (the 8)",
+        help="a named set of games: atari100k (all 26) or eight (the README's 8)",
     )
     p.add_argument("--seeds", nargs="+", default=["1"], help="seeds: 1, or 1,2, or 1 2")
     p.add_argument("--preset", default="drq", help="training preset (default drq)")
@@ -123,7 +123,7 @@ def select_games(games: str | None, suite: str | None) -> list[str]:
     if suite is not None:
         return list(SUITES[suite])
     if games is None:
-        return list(ISSUE_GAMES)
+        return list(EIGHT_GAMES)
     names = [game_name(part.strip()) for part in games.split(",") if part.strip()]
     if not names:
         raise ValueError("--games: no game given; e.g. --games Boxing,Breakout")

@@ -29,8 +29,8 @@ def test_reference_table_is_the_projects_copy_with_its_published_aggregates():
     assert round(agg["drq_eps"]["mean"], 3) == 0.465
     assert round(agg["spr"]["mean"], 3) == 0.616 and round(agg["spr"]["median"], 3) == 0.396
     assert round(agg["bbf"]["mean"], 3) == 2.247 and round(agg["bbf"]["median"], 3) == 0.917
-    # issue 19's numbers on its 8 games
-    eight = suite.published_aggregates(atari100k.ISSUE_GAMES)
+    # the published means on the README's 8 games
+    eight = suite.published_aggregates(atari100k.EIGHT_GAMES)
     assert (round(eight["drq_eps"]["mean"], 3), round(eight["drq_eps"]["median"], 3)) == (
         0.538, 0.488,
     )  # fmt: skip
@@ -141,7 +141,7 @@ def test_a_directory_without_checkpoint_is_set_aside_not_deleted(tmp_path):
 
 
 def test_games_seeds_and_bad_input(capsys):
-    assert suite.select_games(None, None) == list(atari100k.ISSUE_GAMES)
+    assert suite.select_games(None, None) == list(atari100k.EIGHT_GAMES)
     assert suite.select_games(None, "atari100k") == list(atari100k.GAMES)
     assert suite.select_games("pong, ms_pacman,Pong", None) == ["Pong", "MsPacman"]
     assert suite.parse_seeds(["1,2", "3"]) == [1, 2, 3]

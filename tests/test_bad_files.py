@@ -1,5 +1,5 @@
-"""Every value and file the scripts other than train take is checked before any work starts (issue
-15, "Every value checked before work starts"): evaluate, export_pretrained, train_supervised, plot
+"""Every value and file the scripts other than train take is checked before any work starts:
+evaluate, export_pretrained, train_supervised, plot
 and aggregate flags; evaluate's outputs probed before the first episode; checkpoints, trajectory
 .npz files, summary.json, config.json and metrics.csv checked field by field. Each case: exit code
 2, one stderr line naming the flag or file, the value and what is accepted, nothing left on disk,
