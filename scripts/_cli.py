@@ -20,6 +20,22 @@ from typing import TypeVar
 USER_ERROR_EXIT_CODE = 2
 
 
+def exit_on_signals_while_loading() -> None:
+    """Until ``main`` installs its own handlers (``agents.interrupts.SignalGuard``), SIGINT or
+    SIGTERM ends the script in one line with exit code 130 or 143: it comes while the modules
+    load, before anything is written."""
+    import os
+    import signal
+
+    def on_signal(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        print(f"stopped by {name} during start-up; nothing was written", flush=True)
+        os._exit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
+
 def one_line(message: object) -> str:
     """``message`` as a single line (inner newlines become spaces)."""
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())

@@ -1,0 +1,147 @@
+"""SIGINT and SIGTERM in every phase of a script: one line, exit code 130 or 143, nothing torn.
+
+A ``SignalGuard`` holds both handlers while a script (or a training run) works. Each phase says
+how a signal is taken:
+
+- interruptible (start-up, evaluation, video, loading a checkpoint or a replay): the signal
+  raises ``Interrupted`` at once wherever the main thread is; ``finally`` blocks and the atomic
+  writers (``agents.checkpoint.atomic_write``, ``save_replay``, ``envs.video.Mp4Writer``) remove
+  their temporary files on the way out.
+- deferred (a training step, a checkpoint and its replay being written, an evaluation's output
+  files): the signal is recorded and acted on when the phase ends, so what is being written is
+  finished. A second signal raises ``Interrupted`` at once, whatever the phase (atomic writers
+  still leave no half-written file).
+
+``pause_point(name)`` is a test hook: with ``DQN_TEST_PAUSE=name`` (or ``name:N``, the N-th time
+the phase is reached) the process writes the file ``DQN_TEST_PAUSE_MARKER`` when it reaches the
+phase and waits there for a signal (``DQN_TEST_PAUSE_SIGNALS`` of them, default 1; 60 s at most),
+appending ``signal K`` to the file as each arrives in a deferred phase, so a test can send its
+signals in exactly that phase.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(BaseException):  # noqa: N818 - a stop, like KeyboardInterrupt
+    """A SIGINT or SIGTERM that ends the current phase at once; ``second``: a second signal,
+    which may have cut a deferred phase (a training step, a write) short."""
+
+    def __init__(self, signum: int, second: bool = False) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.second = signum, second
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return SIGNAL_EXIT_CODES[self.signum]
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+_ACTIVE: list[SignalGuard] = []  # the installed guard (the pause hook waits on it)
+
+
+class SignalGuard:
+    """SIGINT/SIGTERM handlers, installed by ``with guard:`` (re-entrant: an inner ``with`` of
+    the same guard keeps them); interruptible unless inside ``deferred()``. ``received``: the
+    first signal received, or None."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.count = 0
+        self.interruptible = True
+        self._depth = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalGuard:
+        if self._depth == 0 and threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.getsignal(sig) for sig in SIGNAL_EXIT_CODES}
+            for sig in SIGNAL_EXIT_CODES:
+                signal.signal(sig, self._handle)
+            _ACTIVE.append(self)
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._previous:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+            self._previous = {}
+            _ACTIVE.remove(self)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.received is None:
+            self.received = signum
+            if not self.interruptible:
+                return  # acted on when the deferred phase ends
+            raise Interrupted(signum)
+        raise Interrupted(self.received, second=True)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A phase that a first signal does not cut: it is recorded for the caller to act on."""
+        before, self.interruptible = self.interruptible, False
+        try:
+            yield
+        finally:
+            self.interruptible = before
+
+    @contextlib.contextmanager
+    def interruptible_phase(self) -> Iterator[None]:
+        """A phase that a signal ends at once (one already received ends it before it starts)."""
+        before, self.interruptible = self.interruptible, True
+        try:
+            if self.received is not None:
+                raise Interrupted(self.received)
+            yield
+        finally:
+            self.interruptible = before
+
+
+_PAUSES: dict[str, int] = {}
+
+
+def pause_point(phase: str) -> None:
+    """Test hook (see the module docstring); does nothing unless ``DQN_TEST_PAUSE`` names
+    ``phase``."""
+    wanted = os.environ.get("DQN_TEST_PAUSE")
+    if not wanted or wanted.split(":")[0] != phase:
+        return
+    _PAUSES[phase] = _PAUSES.get(phase, 0) + 1
+    nth = int(wanted.split(":")[1]) if ":" in wanted else 1
+    if _PAUSES[phase] != nth:
+        return
+    marker = os.environ.get("DQN_TEST_PAUSE_MARKER")
+    if marker:
+        Path(marker).write_text(f"{phase} {os.getpid()}\n")
+    wanted_signals = int(os.environ.get("DQN_TEST_PAUSE_SIGNALS", "1"))
+    seen = 0
+    deadline = time.monotonic() + 60.0  # a hang guard: the test sends a signal long before
+    while time.monotonic() < deadline:
+        guard = _ACTIVE[-1] if _ACTIVE else None
+        count = guard.count if guard is not None else 0
+        if count != seen and marker:  # a deferred phase: tell the test the signal came
+            with open(marker, "a") as f:
+                f.write(f"signal {count}\n")
+            seen = count
+        if guard is not None and guard.received is not None and count >= wanted_signals:
+            return  # a deferred phase goes on: the signal waits for its work to finish
+        time.sleep(0.01)  # an interruptible phase: the handler raises here
