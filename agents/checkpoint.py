@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import torch
 
+from agents.interrupts import pause_point
+
 FORMAT_VERSION = 1
 NAME = re.compile(r"^step_(\d{12})\.pt$")
 
@@ -33,13 +35,23 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    f = None
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as raw:
+            f = _RecordingWriter(raw)
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared
         os.replace(tmp, path)
+    except Exception as error:
+        Path(tmp).unlink(missing_ok=True)
+        reason = f.error if f is not None and f.error is not None else error
+        if isinstance(reason, OSError) and reason.errno is not None and reason.filename is None:
+            raise OSError(reason.errno, reason.strerror, str(path)) from None  # names the file
+        if reason is not error:
+            raise reason from None  # the disk's own reason (torch.save hides it)
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -51,19 +63,50 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     return path
 
 
+class _RecordingWriter:
+    """A binary file that keeps the ``OSError`` a write raised (a full disk, a file size limit):
+    ``torch.save`` reports a failed write as a ``RuntimeError`` about stream positions that does
+    not say why; ``atomic_write`` raises the disk's error instead."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._f.flush()
+        except OSError as error:
+            self.error = error
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to ``path`` atomically (see ``atomic_write``)."""
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(directory: str | Path, state: dict[str, Any], step: int, keep: int = 3) -> Path:
-    """Write ``directory/step_<step>.pt`` atomically and delete all but the newest ``keep``."""
+    """Write ``directory/step_<step>.pt`` atomically and delete all but the newest ``keep`` (only
+    once the new one is in place: a failed write deletes nothing)."""
     directory = Path(directory)
     for stale in directory.glob(".step_*.tmp"):  # left by a writer that was killed
         stale.unlink(missing_ok=True)
-    path = atomic_torch_save(
-        {"format_version": FORMAT_VERSION, **state}, directory / f"step_{step:012d}.pt"
-    )
+
+    def write(f: IO[bytes]) -> None:
+        torch.save({"format_version": FORMAT_VERSION, **state}, f)
+        pause_point("checkpoint")  # a test hook: waits for a signal when a test asks
+
+    path = atomic_write(directory / f"step_{step:012d}.pt", write)
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return path

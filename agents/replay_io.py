@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.interrupts import pause_point
 from agents.prioritized import PrioritizedReplay
 from agents.replay import ReplayBuffer
 
@@ -72,12 +73,17 @@ def _write_tensor(path: Path, tensor: torch.Tensor) -> None:
     }
     flat = tensor.reshape(-1) if tensor.is_contiguous() else tensor.contiguous().reshape(-1)
     step = max(1, CHUNK_BYTES // max(tensor.element_size(), 1))
-    with open(path, "wb") as f:
-        np.lib.format.write_array_header_2_0(f, header)
-        for start in range(0, flat.numel(), step):
-            f.write(memoryview(flat[start : start + step].cpu().numpy()))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_2_0(f, header)
+            for start in range(0, flat.numel(), step):
+                f.write(memoryview(flat[start : start + step].cpu().numpy()))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as error:  # a full disk: say which file (and so which disk)
+        if error.filename is not None or error.errno is None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 def save_replay(replay: ReplayBuffer | PrioritizedReplay, directory: str | Path) -> Path:
@@ -87,9 +93,14 @@ def save_replay(replay: ReplayBuffer | PrioritizedReplay, directory: str | Path)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        for name, tensor in _tensors(replay).items():
+        for k, (name, tensor) in enumerate(_tensors(replay).items()):
             _write_tensor(tmp / f"{name}.npy", tensor)
-        (tmp / "meta.json").write_text(json.dumps(_meta(replay), indent=2) + "\n")
+            if k == 0:
+                pause_point("replay")  # a test hook: waits for a signal when a test asks
+        with open(tmp / "meta.json", "w") as f:
+            f.write(json.dumps(_meta(replay), indent=2) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(tmp, directory)

@@ -62,10 +62,16 @@ class MetricsLog:
         self._file.flush()
 
     def close(self) -> None:
+        """Flush, fsync and close (closed even when the flush fails, e.g. on a full disk)."""
         if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            finally:
+                try:
+                    self._file.close()
+                except OSError:
+                    pass  # the buffered rows could not be written: already reported
 
 
 def read_metrics(path: str | Path) -> dict[str, list[tuple[int, float]]]:
@@ -85,8 +91,10 @@ def truncate_metrics(path: str | Path, step: int, rows: int | None = None) -> tu
     """Keep the rows a resumed run does not log again, rewriting the file atomically: the first
     ``rows`` rows (the count its checkpoint saved: rows logged after the checkpoint go, even at its
     own step, such as a final evaluation cut short), or without a count the rows up to ``step``;
-    a torn last line goes too. Returns (the last kept wall_seconds, the largest step the file held
-    before), so a resumed run continues the clock and knows which steps wandb already has."""
+    a torn last line goes too. Returns (the last kept wall_seconds, the largest step of the rows
+    dropped, -1 if none), so a resumed run continues the clock and does not send wandb again the
+    steps it already has (rows dropped here were sent; a row never written, such as an evaluation
+    cut short by a signal and made on resume, is sent)."""
     from agents.checkpoint import atomic_write
 
     path = Path(path)
@@ -95,10 +103,11 @@ def truncate_metrics(path: str | Path, step: int, rows: int | None = None) -> tu
     kept, wall, seen = [], 0.0, -1
     for row in _rows(path):
         row_step, row_wall = int(row["global_step"]), float(row["wall_seconds"])
-        seen = max(seen, row_step)
         if row_step <= step and (rows is None or len(kept) < rows):
             kept.append([row[k] for k in FIELDS])
             wall = max(wall, row_wall)
+        else:
+            seen = max(seen, row_step)
 
     def write(f) -> None:
         text = io.StringIO()
@@ -234,10 +243,17 @@ class Tracker:
             self.wandb_run.log, {key: wandb.Video(str(path), format="mp4"), "global_step": step}
         )
 
-    def finish(self, summary: Mapping | None = None) -> None:
-        self.metrics.close()
-        if self.wandb_run is not None:
-            if summary:
-                self._wandb_call(self.wandb_run.summary.update, dict(summary))
-            self._wandb_call(self.wandb_run.finish)
-            self.wandb_run = None
+    def finish(self, summary: Mapping | None = None, exit_code: int = 0) -> None:
+        """Flush and close metrics.csv, then finish the wandb run (``exit_code`` != 0 marks it
+        failed). Safe to call again."""
+        try:
+            self.metrics.close()
+        finally:
+            if self.wandb_run is not None:
+                if summary:
+                    self._wandb_call(self.wandb_run.summary.update, dict(summary))
+                if exit_code:
+                    self._wandb_call(self.wandb_run.finish, exit_code=exit_code)
+                else:
+                    self._wandb_call(self.wandb_run.finish)
+                self.wandb_run = None
