@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from agents.checkpoint import CheckpointError, atomic_write, load_network
+from agents.interrupts import pause_point
 from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized
 from envs.trajectories import Trajectories, TrajectoryRecorder, write_trajectories
 from envs.vector import make_vector_env
@@ -78,12 +79,16 @@ def evaluate(
     max_steps_per_episode: int = 27_000,
     max_episode_frames: int = 108_000,
     recorder: TrajectoryRecorder | None = None,
+    max_episode_steps: int | None = None,
 ) -> dict[str, Any]:
     """Play ``episodes`` whole episodes with ``policy`` at ``epsilon``; per-episode raw returns.
 
-    ``max_episode_frames`` is the protocol's episode cap (108,000 emulator frames = 30 minutes);
-    ``max_steps_per_episode`` only bounds the loop. A ``recorder`` receives every step and keeps
-    exactly the episodes that are reported, in the same order as ``returns``.
+    ``max_episode_frames`` is the protocol's episode cap (108,000 emulator frames = 30 minutes)
+    for the envs that count emulator frames (Atari games, ``fake``); ``max_episode_steps`` caps
+    an episode of a gymnasium env (CartPole...) in steps, below its own time limit (episodes cut
+    there are truncations, as an Atari episode at its frame cap); ``max_steps_per_episode`` only
+    bounds the loop. A ``recorder`` receives every step and keeps exactly the episodes that are
+    reported, in the same order as ``returns``.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -91,13 +96,15 @@ def evaluate(
     quota = np.full(n, episodes // n)
     quota[: episodes % n] += 1
     env = make_vector_env(
-        env_id, n, protocol=protocol, mode="eval", seed=seed, max_episode_frames=max_episode_frames
-    )
+        env_id, n, protocol=protocol, mode="eval", seed=seed, max_episode_frames=max_episode_frames,
+        **step_cap_kwargs(env_id, max_episode_steps),
+    )  # fmt: skip
     returns: list[float] = []
     lengths: list[int] = []
     done_count = np.zeros(n, dtype=np.int64)
     try:
         obs, _ = env.reset(seed=seed)
+        pause_point("evaluation")  # a test hook: waits for a signal when a test asks
         for _ in range(int(quota.max()) * max_steps_per_episode):
             actions = np.asarray(policy(obs, epsilon))
             next_obs, reward, _, _, info = env.step(actions)
@@ -127,6 +134,25 @@ def evaluate(
     return summary
 
 
+def step_cap_kwargs(env_id: str, max_episode_steps: int | None) -> dict[str, int]:
+    """``gym.make``'s ``max_episode_steps`` for a gymnasium env whose own time limit is longer
+    than ``max_episode_steps`` (or that has none); nothing for the envs that count emulator
+    frames (their cap is ``max_episode_frames``) or that end sooner on their own."""
+    import gymnasium as gym
+
+    from envs.atari import is_atari_game
+    from envs.vector import FAKE_IDS
+
+    if max_episode_steps is None or env_id in FAKE_IDS or is_atari_game(env_id):
+        return {}
+    if env_id not in gym.registry:
+        return {}
+    own = gym.spec(env_id).max_episode_steps
+    if own is not None and own <= max_episode_steps:
+        return {}
+    return {"max_episode_steps": max_episode_steps}
+
+
 def save_trajectories(path: str | Path, trajectories: Trajectories) -> Path:
     """Write a trajectory file (``envs.trajectories``) atomically: temp file, fsync, rename."""
     return atomic_write(path, lambda f: write_trajectories(f, trajectories))
@@ -150,6 +176,7 @@ def record_video(
     env = make_atari_env(env_id, protocol=protocol, mode="eval", seed=seed, render_mode="rgb_array")
 
     def policy(obs: np.ndarray) -> int:
+        pause_point("video")  # a test hook: waits for a signal when a test asks
         with torch.no_grad():
             return int(agent.act(np.asarray(obs)[None], epsilon)[0])
 

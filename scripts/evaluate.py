@@ -18,15 +18,25 @@ the same, and the summary goes to ``runs/pretrained/NAME/evaluation`` unless ``-
 - ``--record DIR`` writes one mp4 per episode, ``--record-best`` keeps only the best one.
 - ``--save-trajectories PATH`` writes what the agent saw and did to a compressed npz
   (``envs.trajectories``): the data of behaviour cloning.
+- SIGINT or SIGTERM, in any phase: one line, exit code 130 or 143, no traceback, no half-written
+  file (videos, trajectories and outputs are written atomically). Loading and playing stop at
+  once; ``episodes.csv`` and ``summary.json`` are finished first once their writing began.
 """
 
+# ruff: noqa: E402 - the signal handler of the start-up comes before the slow imports
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":  # a signal while the modules load: one line, no traceback
+    from scripts._cli import exit_on_signals_while_loading
+
+    exit_on_signals_while_loading()
 
 import argparse
 import csv
 import io
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,6 +55,7 @@ from agents.evaluation import (
     save_trajectories,
     summarize_returns,
 )
+from agents.interrupts import Interrupted, SignalGuard, pause_point
 from agents.loop import resolve_device
 from agents.pretrained import load_pretrained
 from envs.atari import (
@@ -150,11 +161,15 @@ def recorded_episodes(act: Policy, env_id, args, protocol, epsilon) -> dict:
     for k in range(args.episodes):
         env = make_atari_env(env_id, protocol, "eval", seed=args.seed + k, render_mode="rgb_array",
                              max_episode_frames=args.max_episode_frames)  # fmt: skip
+
+        def policy(obs) -> int:
+            pause_point("record")  # a test hook: waits for a signal when a test asks
+            return int(act(np.asarray(obs)[None], epsilon)[0])
+
         try:
             out = record_episode(
-                env, lambda obs: int(act(np.asarray(obs)[None], epsilon)[0]),
-                args.record / f"episode_{k:03d}.mp4", seed=args.seed + k,
-            )  # fmt: skip
+                env, policy, args.record / f"episode_{k:03d}.mp4", seed=args.seed + k
+            )
         finally:
             env.close()
         returns.append(out["return"])
@@ -178,6 +193,7 @@ def write_outputs(out_dir: Path, summary: dict) -> None:
     writer.writerow(("episode", "return", "length"))
     writer.writerows(zip(range(len(summary["returns"])), summary["returns"], summary["lengths"]))
     atomic_write(out_dir / "episodes.csv", lambda f: f.write(rows.getvalue().encode()))
+    pause_point("outputs")  # a test hook: waits for a signal when a test asks
     text = json.dumps(summary, indent=2) + "\n"
     atomic_write(out_dir / "summary.json", lambda f: f.write(text.encode()))
 
@@ -204,6 +220,22 @@ def summary_line(summary: dict) -> str:
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    signals = SignalGuard()
+    phase = ["start-up"]  # where a signal stopped it
+    with signals:  # SIGINT/SIGTERM from here on: one line, exit code 130/143
+        try:
+            code = run(argv, signals, phase)
+        except Interrupted as stop:
+            print(f"stopped by {stop.name} during {phase[0]}; no summary was written", flush=True)
+            return stop.exit_code
+        if signals.received is not None:  # it came while the outputs were written
+            stop = Interrupted(signals.received)
+            print(f"stopped by {stop.name} after the outputs were written", flush=True)
+            return stop.exit_code
+        return code
+
+
+def run(argv: list[str], signals: SignalGuard, phase: list[str]) -> int:
     if print_games_if_requested(argv):
         return 0
     args = build_parser().parse_args(argv)
@@ -233,13 +265,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     checks.check_atari_seed(env_id, args.seed, top, "an evaluation of --episodes episodes")
     act = mapped_policy(agent_policy(load_policy(state, device, seed=args.seed)), table)
     recorder = None if args.save_trajectories is None else TrajectoryRecorder()
+    pause_point("startup")  # a test hook: waits for a signal when a test asks
     if args.record is not None:
+        phase[0] = "recording"
         summary = recorded_episodes(act, env_id, args, protocol, epsilon)
     else:
+        phase[0] = "the evaluation"
         summary = evaluate(
             act, env_id, args.episodes, epsilon, protocol, args.seed,
             max_steps_per_episode=args.max_episode_frames // FRAME_SKIP + 100,
             max_episode_frames=args.max_episode_frames, recorder=recorder,
+            max_episode_steps=max(1, args.max_episode_frames // FRAME_SKIP),  # gymnasium envs
         )  # fmt: skip
     spec = get_protocol(protocol)
     summary.setdefault("human_normalized", None)  # no human score for this env
@@ -252,10 +288,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         pretrained=state["pretrained"]["name"] if "pretrained" in state else None,
     )  # fmt: skip
     if recorder is not None:
+        phase[0] = "writing the trajectories"
         names = played.action_meanings or tuple(str(k) for k in range(played.num_actions))
         trajectories = recorder.finish(played.env_id, protocol, epsilon, names)
         summary["trajectories"] = str(save_trajectories(args.save_trajectories, trajectories))
-    write_outputs(out_dir, summary)
+    with signals.deferred():  # episodes.csv and summary.json: both or neither
+        write_outputs(out_dir, summary)
     print(summary_line(summary))
     print(f"summary: {out_dir / 'summary.json'}")
     for path in summary.get("videos", []):
