@@ -13,13 +13,21 @@ host synchronisation per step beyond the actions the envs need.
 
 This module knows nothing of wandb: it logs through the ``Tracker`` it is given. The run's state
 (checkpoints, resume) lives in ``agents.runs``.
+
+Every fault ends in a known state. SIGINT/SIGTERM (``agents.interrupts``): a training step and a
+checkpoint write finish first; start-up, an evaluation and the video stop at once; the run then
+checkpoints the last whole step and stops (exit code 130/143). Any other exception in the loop
+(``Trainer.fail``): an emergency checkpoint of the last good state when there is one (the step
+whole, the network finite and not caught inside an optimizer step), then ``TrainingError`` naming
+the step, the phase and the error (exit code 1). A new run stopped during its start-up leaves its
+directory as it found it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-import signal
-import threading
+import shutil
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -40,6 +48,7 @@ from agents.checks import check_checkpoint
 from agents.config import TrainConfig, epsilon_decay_length, schedule_warnings, validate
 from agents.dqn import DQNAgent, linear_schedule
 from agents.evaluation import agent_policy, evaluate
+from agents.interrupts import Interrupted, SignalGuard, pause_point
 from agents.replay import Batch
 from agents.run_dir import (
     RunLock,
@@ -49,8 +58,8 @@ from agents.run_dir import (
     remove_if_unused,
 )
 from agents.runs import (
-    SIGNAL_EXIT_CODES,
     NonFiniteLossError,
+    TrainingError,
     check_output_dir,
     final_summary,
     make_replay,
@@ -68,7 +77,10 @@ from agents.tracking import Tracker, truncate_metrics, warn
 from envs.atari import FRAME_SKIP, is_atari_game
 from envs.vector import make_vector_env
 
-__all__ = ["NonFiniteLossError", "Trainer", "make_replay", "resolve_device", "train"]
+__all__ = [
+    "Interrupted", "NonFiniteLossError", "Trainer", "TrainingError", "make_replay",
+    "resolve_device", "train",
+]  # fmt: skip
 UPDATE_METRICS = ("losses/td_loss", "losses/q_values")
 
 
@@ -81,9 +93,13 @@ class Trainer:
         tracker: Tracker | None = None,
         resume: bool = False,
         overwrite: bool = False,
+        signals: SignalGuard | None = None,
     ) -> None:
         """``resume``: continue the run in ``config.output_dir`` from its newest checkpoint;
-        ``overwrite``: delete the run that directory holds first (refused without it)."""
+        ``overwrite``: delete the run that directory holds first (refused without it);
+        ``signals``: the script's guard, already installed during the start-up (``run()``
+        installs it if not)."""
+        self.signals = signals or SignalGuard()
         validate(config)
         if resume and overwrite:
             raise ValueError(
@@ -94,15 +110,19 @@ class Trainer:
         config, created = (config, False) if resume else claim_output_dir(config)
         self.config = config
         self.output_dir = Path(config.output_dir)
+        self.made_here = made_here = created or not self.output_dir.exists()
         check_output_dir(self.output_dir)
         self.lock: RunLock | None = RunLock.acquire(self.output_dir)  # until run() ends
         if created:  # a name the user did not give: say it before anything else
             print(f"run directory: {self.output_dir}", flush=True)
+        self.resumed = resume
         try:
             self._setup(config, tracker, resume, overwrite)
         except BaseException:
+            if getattr(self, "new_run_begun", False):  # a new run that never started
+                discard_new_run(self.output_dir, getattr(self, "tracker", None))
             self.release()
-            if created:
+            if made_here:
                 remove_if_unused(self.output_dir)
             raise
 
@@ -120,6 +140,7 @@ class Trainer:
         else:
             resumed = None
             prepare_new_run(self.output_dir, overwrite)
+            self.new_run_begun = True  # what is written from here on is this run's
         seed_everything(config.seed)
         self.envs = make_vector_env(
             config.env, config.num_envs, config.protocol, "train", config.seed
@@ -131,6 +152,8 @@ class Trainer:
         self.agent = DQNAgent.build(
             config, self.obs_shape, self.num_actions, self.device, config.seed
         )
+        self._watch_optimizer()
+        pause_point("startup")  # a test hook: waits for a signal when a test asks
         saved = saved_replay_dir(resumed) if resumed is not None else None
         keep = saved_replay_slots(saved) if saved is not None else None
         self.replay = make_replay(config, self.envs, self.device, keep_slots=keep)
@@ -158,7 +181,9 @@ class Trainer:
         )  # fmt: skip
         self.obs: np.ndarray | None = None  # the envs' current observations
         self.refill_until = -1  # a run resumed without its replay refills it before updating
-        self.stop_signal: int | None = None
+        self.phase = "start-up"  # what the run is doing (named when a fault stops it)
+        self.envs_whole = True  # False inside an env step: the envs' state is not the obs'
+        self.replay_whole = True  # False while the replay is written to
         self.last_checkpoint: tuple[int, Path] | None = None
         self.global_step = 0
         self.updates_due = 0.0
@@ -180,6 +205,29 @@ class Trainer:
             restore_trainer(self, resumed)
         for line in schedule_warnings(config, self.epsilon_decay_steps):
             warn(line)
+
+    @property
+    def stop_signal(self) -> int | None:
+        """The SIGINT/SIGTERM that stops the run (None: none received)."""
+        return self.signals.received
+
+    @stop_signal.setter
+    def stop_signal(self, signum: int | None) -> None:
+        self.signals.received = signum
+
+    def _watch_optimizer(self) -> None:
+        """Count optimizer steps begun and finished: an exception between the two may have left
+        the network half-updated, and no emergency checkpoint is written of it."""
+        self.optimizer_steps = [0, 0]  # begun, finished
+
+        def begin(*_: Any) -> None:
+            self.optimizer_steps[0] += 1
+
+        def end(*_: Any) -> None:
+            self.optimizer_steps[1] += 1
+
+        self.agent.optimizer.register_step_pre_hook(begin)
+        self.agent.optimizer.register_step_post_hook(end)
 
     def _load_resume_state(self) -> dict[str, Any]:
         if latest_checkpoint(self.output_dir / "checkpoints") is None:
@@ -204,7 +252,12 @@ class Trainer:
         return linear_schedule(c.epsilon_start, c.epsilon_end, self.epsilon_decay_steps, step)
 
     def checkpoint(self) -> Path:
-        return write_checkpoint(self)
+        """Write the run's state (a first signal waits for the write to finish)."""
+        phase, self.phase = self.phase, "checkpoint"
+        with self.signals.deferred():
+            path = write_checkpoint(self)
+        self.phase = phase
+        return path
 
     def train_due(self) -> None:
         """The gradient updates earned by the steps so far (the replay ratio)."""
@@ -219,7 +272,9 @@ class Trainer:
         for batch in self._batches(due):
             metrics = self.agent.update(batch)
             if c.prioritized:
+                self.phase, self.replay_whole = "priorities", False
                 self.replay.update_priorities(batch, metrics["td_error"])
+                self.phase, self.replay_whole = "update", True
             values = torch.stack([metrics[key] for key in UPDATE_METRICS])
             self.metric_sums = values if self.metric_sums is None else self.metric_sums + values
             self.metric_count += 1
@@ -239,14 +294,17 @@ class Trainer:
         yield from (Batch(*fields) for fields in zip(*columns))
 
     def run_evaluation(self, episodes: int) -> dict[str, Any]:
+        """Evaluate the network (a signal stops the evaluation at once)."""
         c = self.config
         self.agent.online.eval()  # noisy layers act on their mean weights when evaluated
         try:
-            result = evaluate(
-                agent_policy(self.agent), c.env, episodes, c.eval_epsilon, c.protocol,
-                seed=c.seed + 10_000, max_steps_per_episode=c.eval_max_steps + 1,
-                max_episode_frames=c.eval_max_steps * FRAME_SKIP,  # the cap truncates an episode
-            )  # fmt: skip
+            with self.signals.interruptible_phase():
+                result = evaluate(
+                    agent_policy(self.agent), c.env, episodes, c.eval_epsilon, c.protocol,
+                    seed=c.seed + 10_000, max_steps_per_episode=c.eval_max_steps + 1,
+                    max_episode_frames=c.eval_max_steps * FRAME_SKIP,  # Atari's cap, in frames
+                    max_episode_steps=c.eval_max_steps,  # and a gymnasium env's, in steps
+                )  # fmt: skip
         finally:
             self.agent.online.train()
         metrics = {
@@ -296,96 +354,284 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        """Train to ``total_steps`` (or a signal, or ``stop_at_return``); the run directory's
-        lock is released when it returns or raises."""
+        """Train to ``total_steps`` (or a signal, or ``stop_at_return``) and return the summary;
+        the run directory's lock is released when it returns or raises. A signal returns the
+        stop's summary once the last whole step is checkpointed, or raises ``Interrupted`` when
+        there was no step to keep (a new run's directory is then left as it was found); any other
+        exception raises ``TrainingError`` (``NonFiniteLossError`` for a non-finite network)
+        after the emergency checkpoint (``fail``)."""
         try:
-            return self._run()
+            with self.signals:
+                return self._run()
+        except (Interrupted, TrainingError):
+            if not self.resumed and self.last_checkpoint is None and self.global_step == 0:
+                discard_new_run(self.output_dir, self.tracker)  # stopped before its first step
+                self.release()
+                if self.made_here:
+                    remove_if_unused(self.output_dir)
+            raise
         finally:
             self.release()
 
     def _run(self) -> dict[str, Any]:
+        start_step = self.global_step
+        try:
+            try:
+                sps = self._train(start_step)
+            except Interrupted as stop:
+                # A first signal in an interruptible phase (the first observations, an
+                # evaluation): the last step is whole. A second signal may have cut one short.
+                if stop.second or self.global_step == 0:
+                    raise
+                sps = self._sps(start_step)
+            while self.next_checkpoint <= self.global_step:  # due at this step: written now
+                self.next_checkpoint += self.config.checkpoint_every_steps
+            self.phase = "final checkpoint"
+            self.checkpoint()
+            self.envs.close()
+            if self.stop_signal is not None:
+                return self.stop(sps)
+            return self.finish(sps)  # a signal in the final evaluation or video: stop below
+        except Interrupted as stop:
+            self._close_quietly()
+            checkpointed = self.last_checkpoint is not None
+            if not stop.second and checkpointed and self.last_checkpoint[0] == self.global_step:
+                try:
+                    return self.stop(self._sps(start_step))
+                except Exception as error:  # noqa: BLE001 - e.g. a full disk: one line too
+                    raise self.fail(error) from error
+            self._close_quietly(exit_code=stop.exit_code)
+            if self.global_step == 0 and not self.resumed:
+                raise  # nothing to keep: run() leaves the directory as it was
+            raise StoppedBeforeCheckpoint(stop.signum, self) from None
+        except NonFiniteLossError:
+            self._close_quietly(exit_code=1)
+            raise
+        except Exception as error:  # noqa: BLE001 - any fault: a known state, then one line
+            raise self.fail(error) from error
+
+    def _sps(self, start_step: int) -> float:
+        return (self.global_step - start_step) / max(time.perf_counter() - self._t0, 1e-9)
+
+    def _train(self, start_step: int) -> float:
+        """The steps to ``total_steps``, or to a signal; returns the steps per second."""
         from tqdm import tqdm
 
         c, n = self.config, self.envs.num_envs
-        obs = self.obs = self._first_obs()
-        t0, start_step, sps = time.perf_counter(), self.global_step, 0.0
+        self._t0 = t0 = time.perf_counter()
+        with self.signals.interruptible_phase():
+            obs = self.obs = self._first_obs()
+        sps = 0.0
         bar = tqdm(total=c.total_steps, initial=self.global_step, disable=not c.progress,
                    unit="step", dynamic_ncols=True)  # fmt: skip
-        previous_handlers = self._catch_signals()
         try:
-            while self.global_step < c.total_steps and self.stop_signal is None:
-                actions = self.agent.act(obs, self.epsilon()).cpu().numpy()
-                if self.overlap:  # update while the emulators step
-                    self.envs.step_async(actions)
-                    self.global_step += n
-                    self.train_due()
-                    next_obs, reward, terminated, truncated, info = self.envs.step_wait()
-                else:
-                    next_obs, reward, terminated, truncated, info = self.envs.step(actions)
-                    self.global_step += n
-                self.replay.add(actions, reward, terminated, truncated, next_obs,
-                                info["reset_mask"], info["final_obs"])  # fmt: skip
-                obs = self.obs = next_obs
-                self._record_episodes(info)
-                if not self.overlap:
-                    self.train_due()
-                while self.global_step >= self.next_target_sync:
-                    self.agent.sync_target()
-                    self.next_target_sync += c.target_update_steps
-                if self.global_step >= self.next_log:
-                    sps = self._log(t0, start_step)
-                    self.next_log += c.log_every_steps
-                    bar.update(self.global_step - bar.n)
-                    recent = np.mean(self.recent_returns) if self.recent_returns else float("nan")
-                    bar.set_postfix(
-                        sps=f"{sps:.0f}", ret=f"{recent:.1f}", eps=f"{self.epsilon():.3f}"
-                    )
-                # Evaluate, then checkpoint: the checkpoint holds the step's whole state, its
-                # schedule positions already advanced, so a resumed run neither evaluates nor
-                # checkpoints this step again.
-                if self.global_step >= self.next_eval:
-                    self.next_eval += c.eval_every_steps
-                    result = self.run_evaluation(c.eval_episodes)
-                    if c.stop_at_return is not None and result["mean_return"] >= c.stop_at_return:
-                        self.solved_at = self.global_step
-                        break  # the final checkpoint below saves this step
-                if self.global_step >= self.next_checkpoint:
-                    self.next_checkpoint += c.checkpoint_every_steps
-                    self.checkpoint()
+            if start_step > 0 and self.global_step >= self.next_eval:  # cut short by a signal
+                self.next_eval += c.eval_every_steps
+                if self._evaluate_step():
+                    return 0.0  # solved: nothing more to train
+            with self.signals.deferred():  # a signal ends the run after the current step
+                while self.global_step < c.total_steps and self.stop_signal is None:
+                    obs = self._step(obs, n)
+                    if self.global_step >= self.next_log:
+                        self.phase = "logging"
+                        sps = self._log(t0, start_step)
+                        self.next_log += c.log_every_steps
+                        bar.update(self.global_step - bar.n)
+                        recent = (
+                            np.mean(self.recent_returns) if self.recent_returns else float("nan")
+                        )
+                        bar.set_postfix(
+                            sps=f"{sps:.0f}", ret=f"{recent:.1f}", eps=f"{self.epsilon():.3f}"
+                        )
+                    # Evaluate, then checkpoint: the checkpoint holds the step's whole state,
+                    # its schedule positions already advanced, so a resumed run neither
+                    # evaluates nor checkpoints this step again.
+                    if self.global_step >= self.next_eval:
+                        self.next_eval += c.eval_every_steps
+                        if self._evaluate_step():
+                            break  # solved: the final checkpoint saves this step
+                    if self.global_step >= self.next_checkpoint:
+                        self.next_checkpoint += c.checkpoint_every_steps
+                        self.checkpoint()
         finally:
-            for sig, handler in previous_handlers.items():
-                signal.signal(sig, handler)
             bar.close()
         end = time.perf_counter()
-        sps = (self.global_step - start_step) / max(end - t0, 1e-9)
         if self.learning_clock is not None:
             step0, time0 = self.learning_clock
             self.learning_sps = (self.global_step - step0) / max(end - time0, 1e-9)
-        self.checkpoint()
-        self.envs.close()
-        if self.stop_signal is not None:
-            return self.stop(sps)
-        return self.finish(sps)
+        return (self.global_step - start_step) / max(end - t0, 1e-9)
 
-    def _catch_signals(self) -> dict[int, Any]:
-        """SIGINT/SIGTERM end the loop after the current step (a second one acts at once)."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
+    def _step(self, obs: np.ndarray, n: int) -> np.ndarray:
+        """One vector step: act, step the envs, store, update, sync the target. ``envs_whole``
+        and ``replay_whole`` say whether the envs' state and the replay are whole at each point,
+        for an emergency checkpoint (``fail``)."""
+        c = self.config
+        self.phase = "acting"
+        actions = self.agent.act(obs, self.epsilon()).cpu().numpy()
+        self.phase, self.envs_whole = "env step", False
+        if self.overlap:  # update while the emulators step
+            self.envs.step_async(actions)
+            self.global_step += n
+            self.phase = "update"
+            self.train_due()
+            self.phase = "env step"
+            next_obs, reward, terminated, truncated, info = self.envs.step_wait()
+        else:
+            next_obs, reward, terminated, truncated, info = self.envs.step(actions)
+            self.global_step += n
+        self.phase, self.replay_whole = "replay", False
+        self.replay.add(actions, reward, terminated, truncated, next_obs,
+                        info["reset_mask"], info["final_obs"])  # fmt: skip
+        self.replay_whole = True
+        obs = self.obs = next_obs
+        self.envs_whole = True
+        self.phase = "logging"
+        self._record_episodes(info)
+        if not self.overlap:
+            self.phase = "update"
+            self.train_due()
+        self.phase = "target sync"
+        while self.global_step >= self.next_target_sync:
+            self.agent.sync_target()
+            self.next_target_sync += c.target_update_steps
+        return obs
 
-        def on_signal(signum: int, frame: Any) -> None:
-            self.stop_signal = signum
-            signal.signal(signum, previous[signum])
+    def _evaluate_step(self) -> bool:
+        """The periodic evaluation of this step; True when it reaches ``stop_at_return``. A
+        signal stops it at once: the checkpoint of the step then keeps it due, and a resumed run
+        makes it first."""
+        c = self.config
+        self.phase = "evaluation"
+        try:
+            result = self.run_evaluation(c.eval_episodes)
+        except Interrupted:
+            self.next_eval -= c.eval_every_steps
+            raise
+        if c.stop_at_return is not None and result["mean_return"] >= c.stop_at_return:
+            self.solved_at = self.global_step
+            return True
+        return False
 
-        previous = {sig: signal.getsignal(sig) for sig in SIGNAL_EXIT_CODES}
-        for sig in SIGNAL_EXIT_CODES:
-            signal.signal(sig, on_signal)
-        return previous
+    def fail(self, error: BaseException) -> TrainingError:
+        """The known state after ``error``: an emergency checkpoint of the last good state when
+        there is one, the envs closed, the metrics flushed; returns the ``TrainingError`` that
+        names the step, the phase, the error and the checkpoint to resume from.
+
+        The state is good when the step is whole: an error while acting, logging, evaluating or
+        updating between optimizer steps (a network of whole updates, checked finite). An error
+        inside an env step or the replay's write keeps the network and counters but not the envs
+        (a resumed run starts new episodes) or, when the replay may be torn, not the replay (it is
+        refilled). No emergency checkpoint after an error inside an optimizer step or the target
+        sync (the networks may be half-updated), or while a checkpoint was being written (the
+        same write would fail again)."""
+        step, phase = self.global_step, self.phase
+        reason = self._no_emergency_reason()
+        saved: Path | None = None
+        if reason is None:
+            for_due = self.next_checkpoint
+            while self.next_checkpoint <= self.global_step:  # as the loop would have
+                self.next_checkpoint += self.config.checkpoint_every_steps
+            try:
+                with self.signals.deferred():
+                    saved = write_checkpoint(
+                        self, keep_envs=self.envs_whole, keep_replay=self.replay_whole
+                    )
+            except NonFiniteLossError:
+                reason = "the network is not finite"
+            except Exception as again:  # noqa: BLE001 - reported in the same line
+                reason = f"its write failed too ({type(again).__name__}: {brief(again)})"
+            if saved is None:
+                self.next_checkpoint = for_due
+        self._close_quietly(exit_code=1)
+        message = f"at global step {step} ({phase}): {type(error).__name__}: {brief(error)}; "
+        if saved is not None:
+            dropped = []
+            if not self.envs_whole:
+                dropped.append("the envs' episodes, begun again on resume")
+            if not self.replay_whole and self.config.save_replay:
+                dropped.append("the replay, refilled on resume")
+            message += f"checkpoint {saved} holds the last good state (global step "
+            message += f"{self.last_checkpoint[0]}"
+            message += f"; without {' and '.join(dropped)}" if dropped else ""
+            message += f"); continue with --resume {self.output_dir}"
+        else:
+            message += f"no emergency checkpoint ({reason}); "
+            message += newest_checkpoint_text(self.output_dir)
+        return TrainingError(message, step=step, phase=phase, checkpoint=saved)
+
+    def _no_emergency_reason(self) -> str | None:
+        """Why no emergency checkpoint can be written now (None: one can)."""
+        begun, finished = getattr(self, "optimizer_steps", (0, 0))
+        if begun != finished:
+            return "the error came inside an optimizer step: the network may be half-updated"
+        if self.phase == "target sync":
+            return "the error came while the target network was synced: it may be half-copied"
+        if self.phase == "checkpoint":
+            return "the error came while a checkpoint was written"
+        if self.global_step == 0:
+            return "no step was taken"
+        return None
+
+    def _close_quietly(self, exit_code: int | None = None) -> None:
+        """Close the envs, and with ``exit_code`` flush and close the metrics and finish wandb,
+        after a fault or a stop; their own errors are not raised over the one being reported."""
+        with contextlib.suppress(Exception):
+            self.envs.close()
+        if exit_code is not None:
+            with contextlib.suppress(Exception):
+                self.tracker.finish(exit_code=exit_code)
 
     def stop(self, sps: float) -> dict[str, Any]:
         return stop_summary(self, sps)
 
     def finish(self, sps: float) -> dict[str, Any]:
         return final_summary(self, sps)
+
+
+class StoppedBeforeCheckpoint(Interrupted):  # noqa: N818
+    """A second signal cut the stop's checkpoint short (or a resumed run was stopped before its
+    first step): the newest checkpoint on disk is the run's state."""
+
+    def __init__(self, signum: int, trainer: Trainer) -> None:
+        super().__init__(signum, second=True)
+        self.global_step = trainer.global_step
+        self.checkpoint = trainer.last_checkpoint
+
+
+def brief(error: BaseException) -> str:
+    """An error's message on one line, at most 300 characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def newest_checkpoint_text(output_dir: Path) -> str:
+    """'the newest checkpoint written before it is intact: PATH (global step N)', or that there
+    is none."""
+    newest = latest_checkpoint(output_dir / "checkpoints")
+    if newest is None:
+        return "no checkpoint was written before it"
+    step = int(newest.name[5:17])
+    return f"the newest checkpoint written before it is intact: {newest} (global step {step})"
+
+
+def discard_new_run(directory: Path, tracker: Tracker | None) -> None:
+    """Delete what a new run wrote before its first checkpoint (config.json, metrics.csv, an
+    empty checkpoints folder, its wandb folder), so its directory holds no run and the same
+    command can be given again."""
+    if tracker is not None:
+        with contextlib.suppress(Exception):
+            tracker.finish(exit_code=1)
+    checkpoints = directory / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        return  # a checkpoint (or a replay) was written: a run to keep
+    for name in ("config.json", "metrics.csv", "summary.json"):
+        with contextlib.suppress(OSError):
+            (directory / name).unlink()
+    for name in ("checkpoints", "wandb"):
+        shutil.rmtree(directory / name, ignore_errors=True)
+    for stale in directory.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def train(
@@ -397,4 +643,6 @@ def train(
     """Train a DQN agent as ``config`` says (continuing the run in ``config.output_dir`` when
     ``resume``, replacing the run it holds when ``overwrite``); returns the summary also written
     to summary.json."""
-    return Trainer(config, tracker, resume, overwrite).run()
+    signals = SignalGuard()
+    with signals:
+        return Trainer(config, tracker, resume, overwrite, signals).run()

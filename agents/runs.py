@@ -16,7 +16,6 @@ import math
 import os
 import random
 import shutil
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ import torch
 from agents.checkpoint import atomic_write, config_to_dict, load_network, save_checkpoint
 from agents.config import TrainConfig
 from agents.evaluation import record_video
+from agents.interrupts import SIGNAL_EXIT_CODES, signal_name
 from agents.prioritized import BRANCHING, PrioritizedReplay, PrioritizedSampler, flat_index
 from agents.replay import ReplayBuffer
 from agents.replay_io import load_replay, save_replay
@@ -36,11 +36,17 @@ if TYPE_CHECKING:
     from agents.loop import Trainer
 
 
-SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss or parameter."""
+
+
+class TrainingError(RuntimeError):
+    """An exception stopped the training loop; the message names the step, the phase, the error
+    and the checkpoint a resumed run continues from (``Trainer.fail``)."""
+
+    def __init__(self, message: str, step: int, phase: str, checkpoint: Path | None = None) -> None:
+        super().__init__(message)
+        self.step, self.phase, self.checkpoint = step, phase, checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -245,8 +251,9 @@ COUNTERS = ("global_step", "updates_due", "next_target_sync", "next_log", "next_
             "refill_until", "solved_at")  # fmt: skip
 
 
-def trainer_state(t: Trainer) -> dict[str, Any]:
-    """Everything a resumed run needs, as tensors and plain types (``weights_only`` loadable)."""
+def trainer_state(t: Trainer, keep_envs: bool = True) -> dict[str, Any]:
+    """Everything a resumed run needs, as tensors and plain types (``weights_only`` loadable);
+    without ``keep_envs`` (envs caught inside a step) a resumed run starts new episodes."""
     agent = t.agent
     noise = agent.noise_generator
     return {
@@ -265,8 +272,8 @@ def trainer_state(t: Trainer) -> dict[str, Any]:
         "positions_advanced": True,  # next_eval/next_checkpoint saved past this step's
         "metrics_rows": getattr(getattr(t.tracker, "metrics", None), "rows", None),
         "recent_returns": list(t.recent_returns),
-        "obs": None if t.obs is None else torch.from_numpy(np.array(t.obs)),
-        "env_state": None if t.obs is None else env_state(t.envs),
+        "obs": None if t.obs is None or not keep_envs else torch.from_numpy(np.array(t.obs)),
+        "env_state": None if t.obs is None or not keep_envs else env_state(t.envs),
     }  # fmt: skip
 
 
@@ -321,22 +328,32 @@ def check_finite(t: Trainer) -> None:
         )
 
 
-def write_checkpoint(t: Trainer) -> Path:
-    """Save the run (and its replay with ``save_replay``); never a non-finite network."""
+def write_checkpoint(t: Trainer, keep_envs: bool = True, keep_replay: bool = True) -> Path:
+    """Save the run (and its replay with ``save_replay`` and ``keep_replay``); never a
+    non-finite network. A write that fails (a full disk, a signal) leaves the checkpoints as they
+    were: no temporary file, no replay without its checkpoint."""
     if t.last_checkpoint is not None and t.last_checkpoint[0] == t.global_step:
         return t.last_checkpoint[1]
     check_finite(t)
     directory = t.output_dir / "checkpoints"
-    state = trainer_state(t)
-    if t.config.save_replay:
+    state = trainer_state(t, keep_envs)
+    replay = None
+    if t.config.save_replay and keep_replay:
         for stale in directory.glob(".replay_*.tmp"):  # left by a run that was killed
             shutil.rmtree(stale, ignore_errors=True)
         state["replay"] = f"replay_{t.global_step:012d}"
-        save_replay(t.replay, directory / state["replay"])
-    path = save_checkpoint(directory, state, t.global_step, t.config.keep_checkpoints)
-    if t.config.save_replay:  # only the newest checkpoint keeps its replay
+        replay = directory / state["replay"]
+    try:
+        if replay is not None:
+            save_replay(t.replay, replay)
+        path = save_checkpoint(directory, state, t.global_step, t.config.keep_checkpoints)
+    except BaseException:
+        if replay is not None:  # a replay whose checkpoint was not written
+            shutil.rmtree(replay, ignore_errors=True)
+        raise
+    if replay is not None:  # only the newest checkpoint keeps its replay
         for old in directory.glob("replay_*"):
-            if old.name != state["replay"]:
+            if old.name != replay.name:
                 shutil.rmtree(old, ignore_errors=True)
     t.last_checkpoint = (t.global_step, path)
     return path
@@ -344,15 +361,16 @@ def write_checkpoint(t: Trainer) -> Path:
 
 def stop_summary(t: Trainer, sps: float) -> dict[str, Any]:
     """End of a run stopped by a signal: checkpoint written; summary and metrics flushed."""
-    name = signal.Signals(t.stop_signal).name
+    name = signal_name(t.stop_signal)
     summary = {
         "env": t.config.env, "preset": t.config.preset, "seed": t.config.seed,
         "global_step": t.global_step, "updates": t.agent.updates, "sps": sps,
         "stopped_by": name, "exit_code": SIGNAL_EXIT_CODES[t.stop_signal],
         "checkpoint": str(t.last_checkpoint[1]) if t.last_checkpoint else None,
     }  # fmt: skip
-    write_json(t.output_dir / "summary.json", summary)
-    t.tracker.finish(summary)
+    with t.signals.deferred():  # a second signal still cuts it (atomic: no torn file)
+        write_json(t.output_dir / "summary.json", summary)
+        t.tracker.finish(summary)
     return summary
 
 
@@ -370,7 +388,8 @@ def final_summary(t: Trainer, sps: float) -> dict[str, Any]:
     if fresh and (t.solved_at is not None or t.last_eval["episodes"] >= c.final_eval_episodes):
         final = t.last_eval  # an evaluation of these same weights was just made
     elif c.final_eval_episodes > 0:
-        final = t.run_evaluation(c.final_eval_episodes)
+        t.phase = "final evaluation"
+        final = t.run_evaluation(c.final_eval_episodes)  # a signal stops it at once
     else:
         final = None
     if final is not None:
@@ -383,13 +402,19 @@ def final_summary(t: Trainer, sps: float) -> dict[str, Any]:
             summary["eval_human_normalized"] = final["human_normalized"]
             summary["human_score_set"] = final["human_score_set"]
     if c.record_video:
+        t.phase = "video"
         t.agent.online.eval()  # as in evaluation: noisy layers use their mean weights
-        video = record_video(t.agent, c.env, t.output_dir / "videos" / "final.mp4",
-                             c.eval_epsilon, c.protocol, seed=c.seed + 20_000)  # fmt: skip
-        t.agent.online.train()
+        try:
+            with t.signals.interruptible_phase():  # the mp4 appears whole or not at all
+                video = record_video(t.agent, c.env, t.output_dir / "videos" / "final.mp4",
+                                     c.eval_epsilon, c.protocol, seed=c.seed + 20_000)  # fmt: skip
+        finally:
+            t.agent.online.train()
         if video is not None:
             summary["video"] = video["path"]
             t.tracker.log_video(video["path"], t.global_step)
-    write_json(t.output_dir / "summary.json", summary)
-    t.tracker.finish(summary)
+    t.phase = "summary"
+    with t.signals.deferred():  # the last writes finish; the run is then complete
+        write_json(t.output_dir / "summary.json", summary)
+        t.tracker.finish(summary)
     return summary

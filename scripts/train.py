@@ -17,25 +17,46 @@ states, replay (when saved with ``--save-replay``), the same wandb run id, and m
 continued without duplicate rows. Resuming a finished run runs nothing, writes nothing and exits
 0; ``--total-steps`` at or below the steps done exits 2.
 
-SIGINT (Ctrl-C) or SIGTERM: the current step finishes, a checkpoint is written, metrics and wandb
-are flushed, and the exit code is 130 or 143. A NaN or infinite loss or parameter stops the run
-with exit code 1, keeping the last good checkpoint.
+SIGINT (Ctrl-C) or SIGTERM, in any phase: one line and exit code 130 or 143, no traceback, no
+half-written file. A training step and a checkpoint write finish first; start-up, an evaluation
+and the video stop at once; the last whole step is checkpointed, metrics and wandb are flushed. A
+second signal stops at once (the newest checkpoint on disk is then the run's state). A new run
+stopped during its start-up leaves its directory as it found it.
+
+Any other fault in the loop (an exception, a full disk, a NaN or infinite loss or parameter):
+one line naming the step, the phase and the error, exit code 1, and an emergency checkpoint of the
+last good state when there is one (see ``agents.loop.Trainer.fail``), else the newest checkpoint
+written before it, intact.
 """
 
+# ruff: noqa: E402 - the signal handler of the start-up comes before the slow imports
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":  # a signal while the modules load: one line, no traceback
+    from scripts._cli import exit_on_signals_while_loading
+
+    exit_on_signals_while_loading()
 
 import argparse
 import dataclasses
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from agents.config import TrainConfig
-from agents.loop import NonFiniteLossError, Trainer
+from agents.interrupts import Interrupted, SignalGuard
+from agents.loop import (
+    NonFiniteLossError,
+    StoppedBeforeCheckpoint,
+    Trainer,
+    TrainingError,
+    newest_checkpoint_text,
+)
 from agents.presets import preset
-from agents.run_dir import RESUME_CHANGEABLE, RunFinished, read_run_config
+from agents.run_dir import RESUME_CHANGEABLE, RunFinished, is_template, read_run_config
 from envs.atari import print_games_if_requested
-from scripts._cli import cli_main, tyro_cli
+from scripts._cli import cli_main, one_line, tyro_cli
 
 PROG = "train"
 __all__ = ["RESUME_CHANGEABLE", "main", "parse_config"]
@@ -118,12 +139,42 @@ def without_overwrite(argv: Sequence[str]) -> list[str]:
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    signals = SignalGuard()
+    started: dict[str, object] = {}  # the run's directory and kind, once known
+    with signals:  # SIGINT/SIGTERM from here on: one line, exit code 130/143 (agents.interrupts)
+        try:
+            return train(argv, signals, started)
+        except StoppedBeforeCheckpoint as stop:  # a second signal cut the stop's checkpoint
+            where = started["dir"]
+            then = "start again with --overwrite"
+            if stop.checkpoint is not None or started.get("resume"):
+                then = f"continue with --resume {where}"
+            print(
+                f"stopped by {stop.name} at global step {stop.global_step} before a checkpoint "
+                f"of it was written; {newest_checkpoint_text(Path(where))}; {then}",
+                flush=True,
+            )
+            return stop.exit_code
+        except Interrupted as stop:
+            where = started.get("dir")
+            if where is None:
+                line = "nothing was written"
+            elif started.get("resume"):
+                line = f"the run in {where} is as it was; continue with --resume {where}"
+            else:  # a directory it made is removed again
+                line = "no run was started" + ("" if is_template(str(where)) else f" in {where}")
+            print(f"stopped by {stop.name} during start-up; {line}", flush=True)
+            return stop.exit_code
+
+
+def train(argv: list[str], signals: SignalGuard, started: dict[str, object]) -> int:
     if print_games_if_requested(argv):
         return 0
     config, resume = parse_config(argv)
     overwrite = "--overwrite" in argv
+    started.update(dir=config.output_dir, resume=resume)
     try:
-        trainer = Trainer(config, resume=resume, overwrite=overwrite)
+        trainer = Trainer(config, resume=resume, overwrite=overwrite, signals=signals)
     except RunFinished as done:
         if given(argv, "--total-steps") and config.total_steps <= done.global_step:
             raise ValueError(
@@ -132,18 +183,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             ) from None
         print(f"{PROG}: {done}")
         return 0
-    config = trainer.config  # its output_dir filled in when it was a template
-    try:
-        summary = trainer.run()
-    except NonFiniteLossError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:  # a full disk, a vanished directory: loud, one line, nothing torn
+    except OSError as error:  # a full disk, a vanished directory during the start-up
         print(
-            f"{PROG}: error: writing to {config.output_dir} failed ({error}); the newest "
-            "checkpoint written before it is intact",
+            f"{PROG}: error: starting the run in {config.output_dir} failed: {one_line(error)}; "
+            "no step was taken",
             file=sys.stderr,
         )
+        return 1
+    config = trainer.config  # its output_dir filled in when it was a template
+    started["dir"] = config.output_dir
+    try:
+        summary = trainer.run()
+    except (NonFiniteLossError, TrainingError) as error:  # the state is known: see Trainer.fail
+        print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
         return 1
     out = config.output_dir
     if "stopped_by" in summary:
