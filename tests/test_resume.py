@@ -263,7 +263,8 @@ def test_a_resumed_run_continues_the_same_wandb_run(tmp_path, monkeypatch):
     assert train_main(["--resume", str(out), "--total-steps", "600"]) == 0
     assert load_checkpoint(out)["run_id"] == run_id
     runs = sorted(p.name for p in (out / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and all(name.endswith(f"-{run_id}") for name in runs), runs
+    # offline-run-<time to the second>-<id>: two starts within one second share one folder
+    assert 1 <= len(runs) <= 2 and all(name.endswith(f"-{run_id}") for name in runs), runs
 
 
 def test_resuming_with_an_edited_config_names_the_setting_and_both_values(tmp_path, capsys):
