@@ -1,28 +1,52 @@
 """Learning curves and human-normalized score bars: ``python -m scripts.plot RUN_DIR... --output-dir
-DIR [--x steps|frames]``.
+DIR [--x steps|frames] [--label RUN_DIR=NAME ...]``.
+
+Groups: runs are grouped by what differs between their configs (each run's ``config.json``),
+so runs that differ only in their seed are seeds of one group. A group's label names the
+differing settings and their values (``preset=drq``; ``n_step=3, double_dqn=True``): the preset
+when two runs differ in it, and any other setting that differs between two runs of the same game
+and preset (a setting every run of a preset has from that preset goes without saying). Settings
+that do not change what a run learns or how it is evaluated (``NOT_COMPARED``: the seed, the game,
+where the run is written, how it is tracked, how fast and how long it runs, when it evaluates)
+are not compared; a setting a run's ``config.json`` lacks (an older run) counts as
+``TrainConfig``'s default. With nothing differing, the label is the preset. ``--label
+RUN_DIR=NAME`` names a run's group by hand (repeatable; RUN_DIR may be a glob, ``'*'`` for every
+run; a later ``--label`` wins; NAME may contain ``=``, the first ``=`` splits): runs given the same
+NAME are seeds of one group.
 
 Learning curves (``learning_curves.png/.svg``): one panel per game (any spelling of the env id
-counts as the same game); within a panel, runs of the same preset are seeds of one curve. Each
-run's ``charts/episodic_return`` (raw game score, from ``metrics.csv``) is smoothed by a trailing
-moving average, interpolated onto a common grid, and the seeds are drawn as their mean with a 95%
-confidence band of mean +- 1.96 standard errors across seeds (standard error = sample standard
-deviation with ddof 1 over sqrt(seeds)); one seed draws no band. Evaluations
-(``eval/mean_return``) are drawn as markers. The x axis is agent steps, or emulator frames with
-``--x frames`` (agent steps x frame skip: 4 for Atari games, 1 for other envs such as CartPole).
+counts as the same game), one colour per group. Each run's ``charts/episodic_return`` (the raw
+score of each training episode, from ``metrics.csv``) is smoothed by a trailing moving average
+and drawn to the run's own end: the whole line for a group of one run, a thin line per seed
+otherwise. A group of several seeds also gets their mean, with a 95% confidence band of mean +-
+1.96 standard errors across seeds (standard error = sample standard deviation with ddof 1 over
+sqrt(seeds)), drawn only over the steps every seed covers (from the latest first episode to the
+earliest last one, interpolated onto a common grid). The legend says how far the seeds ran
+(``3 seeds to 100k, 2 to 150k``: the last step each run logged), so seeds that stop early show.
+Evaluations (``eval/mean_return``) are drawn as dots. The y axis names what was measured (the
+training episode return, the evaluation's epsilon, raw score, the protocol when the runs share
+one); the x axis is agent steps, or emulator frames with ``--x frames`` (agent steps x frame skip:
+4 for Atari games, 1 for other envs such as CartPole).
 
-Human-normalized bars (``human_normalized.png/.svg``): per game and preset, the mean over seeds of
+Human-normalized bars (``human_normalized.png/.svg``): per game and group, the mean over seeds of
 ``eval_human_normalized`` from each run's ``summary.json`` (or the score computed from its
 ``eval_mean_return``), with a 95% stratified-bootstrap interval over seeds as error bars; with at
 least 2 games, an aggregate group (mean, median, IQM with their stratified-bootstrap intervals,
 Agarwal et al. 2021, ``agents.statistics``). Skipped with a one-line note when no run has a
 human-normalized score (e.g. CartPole); runs of such envs are left out of the bars.
+
+Every title, label and legend stays inside the written figure (a tight layout, and the saved
+area fitted to what is drawn).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
+import json
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +65,21 @@ ATARI_FRAME_SKIP = 4
 BAND_Z = 1.96
 """Normal quantile of a two-sided 95% interval."""
 AGGREGATE_BARS = ("mean", "median", "iqm")
+DRAWN = ("charts/episodic_return", "eval/mean_return")
+NOT_COMPARED = frozenset(
+    {
+        "env", "seed", "output_dir", "exp_name", "overwrite",  # which run, where it is written
+        "total_steps", "stop_at_return",  # how long it runs: each curve shows it
+        "device", "replay_device", "torch_threads", "compile", "cuda_graphs", "tf32",
+        "async_envs",  # how fast it runs
+        "progress", "track", "tensorboard", "wandb_mode", "wandb_project", "wandb_entity",
+        "wandb_group", "wandb_tags", "wandb_init_timeout", "log_every_steps",  # how it is tracked
+        "save_replay", "checkpoint_every_steps", "keep_checkpoints", "record_video",
+        "eval_every_steps", "final_eval_episodes",  # what it writes and when it evaluates
+    }
+)  # fmt: skip
+"""Config settings that do not make runs different experiments: never part of a group label."""
+SEEDS_NOTE = "thick: mean of the seeds with 95% CI, while all run; thin: each seed"
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -71,14 +110,12 @@ def seed_mean_band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return mean, BAND_Z * curves.std(axis=0, ddof=1) / np.sqrt(seeds)
 
 
-DRAWN = ("charts/episodic_return", "eval/mean_return")
-
-
 def load_run(run_dir: Path) -> dict[str, Any]:
     """A run directory's metrics series, config fields and summary (empty when absent), each
     file checked (``agents.checks``): metrics.csv row by row, config.json and summary.json field by
     field, no NaN anywhere; a run with nothing to draw (no episode ended, no evaluation) is
-    refused. Every refusal is one line naming the file."""
+    refused. Every refusal is one line naming the file. ``last_step``: the last step the run
+    logged, any metric."""
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.csv"
     if not metrics.is_file():
@@ -103,8 +140,9 @@ def load_run(run_dir: Path) -> dict[str, Any]:
         )
     env = str(config.get("env", summary.get("env", run_dir.name)))
     preset = str(config.get("preset", summary.get("preset", "run")))
+    last_step = max(points[-1][0] for points in series.values() if points)
     return {"dir": run_dir, "series": series, "env": env, "preset": preset,
-            "summary": summary}  # fmt: skip
+            "config": config, "summary": summary, "last_step": last_step}  # fmt: skip
 
 
 def check_distinct(dirs: Sequence[Path], identity=lambda d: Path(d).resolve()) -> None:
@@ -120,28 +158,297 @@ def check_distinct(dirs: Sequence[Path], identity=lambda d: Path(d).resolve()) -
         seen[key] = Path(d)
 
 
-def group_runs(runs: Sequence[dict]) -> dict[str, dict[str, list[dict]]]:
-    """{game key: {preset: [runs]}} in first-seen order; a game key joins spellings of a game."""
-    groups: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for run in runs:
-        groups[compact_game_name(run["env"])][run["preset"]].append(run)
-    return groups
+# --- groups ------------------------------------------------------------------------------------
+
+
+def _config_defaults() -> dict[str, Any]:
+    from agents.config import TrainConfig
+
+    defaults = {}
+    for field in dataclasses.fields(TrainConfig):
+        if field.default is not dataclasses.MISSING:
+            defaults[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            defaults[field.name] = field.default_factory()
+    return defaults
+
+
+def compared_settings(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's settings that make it a different experiment: its config.json's TrainConfig
+    fields, a missing one at TrainConfig's default, less ``NOT_COMPARED``; the preset from the
+    summary for a run without a config.json."""
+    defaults = _config_defaults()
+    config = {**defaults, **{k: v for k, v in run["config"].items() if k in defaults}}
+    config["preset"] = run["preset"]
+    return {k: v for k, v in config.items() if k not in NOT_COMPARED}
+
+
+def _same(value: Any) -> str:
+    """A setting's value in a form equal for equal values (a tuple and its JSON list alike)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return str(value)
+
+
+def _varies(settings: list[dict[str, Any]], key: str, within: list[Any]) -> bool:
+    """Whether two runs of the same ``within`` value differ in ``key``."""
+    values: dict[Any, set[str]] = defaultdict(set)
+    for run_settings, where in zip(settings, within):
+        values[where].add(_same(run_settings[key]))
+    return any(len(v) > 1 for v in values.values())
+
+
+def config_labels(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each run's group label: the settings that differ between the runs, with this run's values
+    (the preset if any two runs differ in it, then, in config order, each other setting that
+    differs between two runs of one game and preset); the preset when none differs."""
+    settings = [compared_settings(run) for run in runs]
+    if not settings:
+        return []
+    games = [compact_game_name(run["env"]) for run in runs]
+    shown = ["preset"] if _varies(settings, "preset", [0] * len(runs)) else []
+    by_preset = [(g, s["preset"]) for g, s in zip(games, settings)]
+    shown += [k for k in settings[0] if k != "preset" and _varies(settings, k, by_preset)]
+    shown = shown or ["preset"]
+    return [", ".join(f"{k}={_shown(s[k])}" for k in shown) for s in settings]
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """``RUN_DIR=NAME`` -> (RUN_DIR pattern, NAME); the first ``=`` splits."""
+    pattern, sep, name = text.partition("=")
+    if not sep or not pattern.strip() or not name.strip():
+        raise ValueError(
+            f"--label: {text!r} is not accepted; use --label RUN_DIR=NAME (RUN_DIR as given, or "
+            "a glob such as 'runs/pong-*', or '*' for every run; NAME not empty)"
+        )
+    return pattern.strip(), name.strip()
+
+
+def _matches(pattern: str, run_dir: Path) -> bool:
+    given = str(Path(run_dir))
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(given, str(Path(pattern)))
+    return given == str(Path(pattern)) or Path(pattern).resolve() == Path(run_dir).resolve()
+
+
+def group_labels(runs: Sequence[Mapping[str, Any]], label_args: Sequence[str] = ()) -> list[str]:
+    """Each run's group label: ``config_labels``, then each ``--label RUN_DIR=NAME`` in order
+    (a later one wins); a RUN_DIR that matches no run given is refused."""
+    labels = config_labels(runs)
+    for text in label_args:
+        pattern, name = parse_label(text)
+        hits = [i for i, run in enumerate(runs) if _matches(pattern, run["dir"])]
+        if not hits:
+            given = ", ".join(str(run["dir"]) for run in runs[:5])
+            more = f" and {len(runs) - 5} more" if len(runs) > 5 else ""
+            raise ValueError(
+                f"--label: {pattern!r} matches none of the run directories given ({given}{more});"
+                " use one of them or a glob matching some"
+            )
+        for i in hits:
+            labels[i] = name
+    return labels
+
+
+# --- learning curves ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RunCurve:
+    """One run as drawn: its smoothed training returns at the steps its episodes ended (``x``,
+    ``y``; empty without an ended episode), its evaluations (``eval_x``, ``eval_y``) and the last
+    step it logged (``end``), all x in the panel's unit."""
+
+    dir: Path
+    x: np.ndarray
+    y: np.ndarray
+    eval_x: np.ndarray
+    eval_y: np.ndarray
+    end: float
+
+
+@dataclasses.dataclass
+class GroupCurves:
+    """One group in one panel: its runs (seeds), the mean and 95% half-width over the steps all
+    seeds' curves cover (None for one run, or when their curves do not overlap) and its
+    colour."""
+
+    label: str
+    color: str
+    runs: list[RunCurve]
+    mean: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None
+
+    def coverage(self) -> list[tuple[float, int]]:
+        """[(end, seeds that ran at least that far)], ends ascending."""
+        ends = sorted({run.end for run in self.runs})
+        return [(end, sum(run.end >= end for run in self.runs)) for end in ends]
+
+    def legend(self) -> str:
+        """``label (3 seeds to 100k, 2 to 150k)``: how far its seeds ran (ends equal to 3
+        significant digits are one)."""
+        parts, shown = [], set()
+        for end, count in self.coverage():
+            text = format_step(end)
+            if text in shown:
+                continue
+            shown.add(text)
+            seeds = f" seed{'s' if count != 1 else ''}" if not parts else ""
+            parts.append(f"{count}{seeds} to {text}")
+        return f"{self.label} ({', '.join(parts)})"
+
+
+@dataclasses.dataclass
+class Panel:
+    """One game: its title, axis labels and groups."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    groups: list[GroupCurves]
+
+
+def format_step(value: float) -> str:
+    """950 -> '950', 100000 -> '100k', 1500000 -> '1.5M' (3 significant digits)."""
+    value = float(value)
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+def label_colors(labels: Sequence[str]) -> dict[str, str]:
+    """A colour per group label, in first-seen order (the same in both figures)."""
+    return {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(labels))}
 
 
 def learning_curve(
     runs: Sequence[dict], window: int = 20, x_scale: int = 1, points: int = 200
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
-    """Seeds of one curve -> (x grid, mean, half-width or None); None when no run has episodes.
-
-    x is in agent steps times ``x_scale`` (the frame skip for frames)."""
+    """Seeds of one group -> (x grid, mean, half-width or None) over the steps every seed's curve
+    covers (the latest first episode to the earliest last one); None when a run has no ended
+    episode or the curves do not overlap. x is in agent steps times ``x_scale`` (the frame skip
+    for frames)."""
     curves = [np.asarray(r["series"].get("charts/episodic_return", []), np.float64) for r in runs]
-    curves = [c for c in curves if len(c) > 0]
-    if not curves:
+    if not curves or any(len(c) == 0 for c in curves):
         return None
-    grid = np.linspace(min(c[0, 0] for c in curves), min(c[-1, 0] for c in curves), points)
+    start, stop = max(c[0, 0] for c in curves), min(c[-1, 0] for c in curves)
+    if stop < start or (len(curves) > 1 and stop == start):
+        return None
+    grid = np.linspace(start, stop, points)
     ys = np.stack([np.interp(grid, c[:, 0], smooth(c[:, 1], window)) for c in curves])
     mean, half = seed_mean_band(ys)
     return grid * x_scale, mean, half
+
+
+def run_curve(run: Mapping[str, Any], window: int, x_scale: int) -> RunCurve:
+    """``run`` as drawn: every episode to its last, smoothed; x in agent steps x ``x_scale``."""
+    episodes = np.asarray(run["series"].get("charts/episodic_return", []), np.float64)
+    evals = np.asarray(run["series"].get("eval/mean_return", []), np.float64)
+    episodes, evals = episodes.reshape(-1, 2), evals.reshape(-1, 2)
+    y = smooth(episodes[:, 1], window) if len(episodes) else episodes[:, 1]
+    return RunCurve(Path(run["dir"]), episodes[:, 0] * x_scale, y, evals[:, 0] * x_scale,
+                    evals[:, 1], float(run["last_step"]) * x_scale)  # fmt: skip
+
+
+def _common(runs: Sequence[Mapping[str, Any]], key: str) -> Any:
+    """The setting all runs share (from their config.json), None when they differ or lack it."""
+    values = {_same(run["config"].get(key)) for run in runs}
+    return runs[0]["config"].get(key) if len(values) == 1 else None
+
+
+def y_label(runs: Sequence[Mapping[str, Any]], window: int) -> str:
+    """What a panel's y axis measures: the training episode return (raw score for an Atari game,
+    with the protocol when the runs share one) and, when they evaluated, the evaluations."""
+    atari = all(frame_skip(run["env"]) == ATARI_FRAME_SKIP for run in runs)
+    protocol = _common(runs, "protocol") if atari else None
+    first = "episode return" + (", raw game score" if atari else "")
+    if protocol:
+        first += f" ({protocol} protocol)"
+    second = f"line: training, mean of the last {window} episodes"
+    if any(run["series"].get("eval/mean_return") for run in runs):
+        epsilon = _common(runs, "eval_epsilon")
+        second += "; dots: evaluation" + (f" (ε {_shown(epsilon)})" if epsilon is not None else "")
+    return f"{first}\n{second}"
+
+
+def curve_panels(
+    runs: Sequence[dict],
+    window: int = 20,
+    x_unit: str = "steps",
+    labels: Sequence[str] | None = None,
+    points: int = 200,
+) -> list[Panel]:
+    """The learning-curve figure as numbers: one ``Panel`` per game (first-seen order), each
+    with its groups (runs of one label; first-seen order, a label's colour the same in every
+    panel). ``labels``: each run's group label (default ``group_labels(runs)``)."""
+    if x_unit not in X_UNITS:
+        raise ValueError(f"x unit {x_unit!r} is not accepted; use one of {', '.join(X_UNITS)}")
+    checks.check_number("--window", window, checks.POSITIVE_INT)
+    if not runs:
+        raise ValueError("no runs to draw; give run directories written by scripts.train")
+    labels = list(group_labels(runs) if labels is None else labels)
+    colors = label_colors(labels)
+    games: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for run, label in zip(runs, labels):
+        games[compact_game_name(run["env"])][label].append(run)
+    panels = []
+    for groups in games.values():
+        members = [run for group in groups.values() for run in group]
+        env = members[0]["env"]
+        scale = frame_skip(env) if x_unit == "frames" else 1
+        drawn = [
+            GroupCurves(label, colors[label], [run_curve(r, window, scale) for r in group],
+                        learning_curve(group, window, scale, points) if len(group) > 1 else None)
+            for label, group in groups.items()
+        ]  # fmt: skip
+        xlabel = "agent steps" if x_unit == "steps" else f"emulator frames (skip {scale})"
+        panels.append(Panel(env, xlabel, y_label(members, window), drawn))
+    return panels
+
+
+def _draw_panel(ax, panel: Panel) -> None:
+    for group in panel.groups:
+        one = len(group.runs) == 1
+        for k, run in enumerate(group.runs):
+            label = group.legend() if one or (group.mean is None and k == 0) else None
+            if len(run.x):
+                ax.plot(run.x, run.y, color=group.color, lw=1.6 if one else 0.8,
+                        alpha=1.0 if one else 0.45, label=label)  # fmt: skip
+            elif label is not None:
+                ax.plot([], [], color=group.color, label=label)
+            if len(run.eval_x):
+                ax.plot(run.eval_x, run.eval_y, "o", ms=4, color=group.color, alpha=0.8)
+        if group.mean is not None:
+            x, mean, half = group.mean
+            ax.plot(x, mean, color=group.color, lw=2.0, label=group.legend())
+            if half is not None:
+                ax.fill_between(x, mean - half, mean + half, alpha=0.2, color=group.color)
+    ax.set_title(panel.title)
+    ax.set_xlabel(panel.xlabel)
+    ax.set_ylabel(panel.ylabel, fontsize=8)
+    ax.grid(alpha=0.3)
+    seeds = any(len(group.runs) > 1 for group in panel.groups)
+    ax.legend(fontsize=7, title=SEEDS_NOTE if seeds else None, title_fontsize=7,
+              loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)  # fmt: skip
+
+
+def learning_curves_figure(panels: Sequence[Panel]):
+    """The matplotlib figure of ``panels`` (laid out so every title and legend is inside it)."""
+    plt = _pyplot()
+    rows = max(len(panel.groups) for panel in panels)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(6.0 * len(panels), 4.6 + 0.18 * rows), squeeze=False
+    )
+    for ax, panel in zip(axes[0], panels):
+        _draw_panel(ax, panel)
+    fig.tight_layout()
+    return fig
 
 
 def _pyplot():
@@ -154,93 +461,85 @@ def _pyplot():
 
 
 def _save(fig, output_dir: Path, stem: str) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` (SVG text kept as text, so it stays searchable)."""
+    """Write ``stem.png`` and ``stem.svg`` (SVG text kept as text, so it stays searchable), the
+    saved area fitted to everything drawn."""
     import matplotlib
 
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = [output_dir / f"{stem}.png", output_dir / f"{stem}.svg"]
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         for path in paths:
-            fig.savefig(path, dpi=120)
+            fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1)
     return paths
-
-
-def _draw_curves(ax, groups: dict[str, list[dict]], window: int, scale: int) -> None:
-    for preset, group in groups.items():
-        curve = learning_curve(group, window, scale)
-        color = None
-        if curve is not None:
-            x, mean, half = curve
-            (line,) = ax.plot(x, mean, label=f"{preset} ({len(group)} seed(s))")
-            color = line.get_color()
-            if half is not None:
-                ax.fill_between(x, mean - half, mean + half, alpha=0.2, color=color)
-        for run in group:
-            ev = np.asarray(run["series"].get("eval/mean_return", []), dtype=np.float64)
-            if len(ev):
-                ax.plot(ev[:, 0] * scale, ev[:, 1], "o", ms=4, color=color, alpha=0.8)
 
 
 def plot_learning_curves(
-    run_dirs: Sequence[Path], output_dir: Path, window: int = 20, x_unit: str = "steps"
+    run_dirs: Sequence[Path],
+    output_dir: Path,
+    window: int = 20,
+    x_unit: str = "steps",
+    label_args: Sequence[str] = (),
 ) -> list[Path]:
     """Draw one panel per game and write PNG and SVG; returns the written paths."""
-    return draw_learning_curves([load_run(Path(d)) for d in run_dirs], output_dir, window, x_unit)
+    runs = [load_run(Path(d)) for d in run_dirs]
+    labels = group_labels(runs, label_args)
+    return draw_learning_curves(runs, output_dir, window, x_unit, labels)
 
 
 def draw_learning_curves(
-    runs: Sequence[dict], output_dir: Path, window: int = 20, x_unit: str = "steps"
+    runs: Sequence[dict],
+    output_dir: Path,
+    window: int = 20,
+    x_unit: str = "steps",
+    labels: Sequence[str] | None = None,
 ) -> list[Path]:
     """``plot_learning_curves`` for runs already loaded with ``load_run``."""
-    if x_unit not in X_UNITS:
-        raise ValueError(f"x unit {x_unit!r} is not accepted; use one of {', '.join(X_UNITS)}")
-    checks.check_number("--window", window, checks.POSITIVE_INT)
-    if not runs:
-        raise ValueError("no runs to draw; give run directories written by scripts.train")
-    panels = group_runs(runs)
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for ax, groups in zip(axes[0], panels.values()):
-        env = next(iter(groups.values()))[0]["env"]
-        scale = frame_skip(env) if x_unit == "frames" else 1
-        _draw_curves(ax, groups, window, scale)
-        ax.set_title(env)
-        ax.set_xlabel("agent steps" if x_unit == "steps" else f"emulator frames (skip {scale})")
-        ax.set_ylabel("episodic return (raw score)")
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
+    panels = curve_panels(runs, window, x_unit, labels)
+    fig = learning_curves_figure(panels)
     paths = _save(fig, Path(output_dir), "learning_curves")
-    plt.close(fig)
+    _pyplot().close(fig)
     return paths
 
 
+# --- human-normalized bars ---------------------------------------------------------------------
+
+
 def human_normalized_table(
-    runs: Sequence[dict], reps: int = 2000, seed: int = 0
+    runs: Sequence[dict], reps: int = 2000, seed: int = 0, labels: Sequence[str] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """{preset: {"games": {game: Interval over seeds}, "aggregates": {name: Interval}}} from the
-    runs' summaries; aggregates only for presets with >= 2 games; runs without a score skipped."""
+    """{group label: {"games": {game: Interval over seeds}, "aggregates": {name: Interval}}} from
+    the runs' summaries; aggregates only for groups with >= 2 games; runs without a score
+    skipped. ``labels``: each run's group label (default ``group_labels(runs)``)."""
+    labels = list(group_labels(runs) if labels is None else labels)
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for run in runs:
+    for run, label in zip(runs, labels):
         score = normalized_score(run["summary"]) if "env" in run["summary"] else None
         if score is not None:
-            scores[run["preset"]][normalize_game_name(run["env"])].append(score)
+            scores[label][normalize_game_name(run["env"])].append(score)
     table: dict[str, dict[str, Any]] = {}
-    for preset, by_game in scores.items():
+    for label, by_game in scores.items():
         games = {
             g: bootstrap_ci(np.asarray(v)[:, None], "mean", reps, seed) for g, v in by_game.items()
         }
         aggregates = {}
         if len(by_game) >= 2:
             aggregates = bootstrap_intervals(score_input(by_game), AGGREGATE_BARS, reps, seed)
-        table[preset] = {"games": games, "aggregates": aggregates}
+        table[label] = {"games": games, "aggregates": aggregates}
     return table
 
 
-def _bars(ax, labels: list[str], table: dict[str, dict], key: str) -> None:
+def bars_y_label(runs: Sequence[Mapping[str, Any]]) -> str:
+    """What the bars measure: the final evaluation's human-normalized score, with the protocol
+    when the scored runs share one."""
+    protocol = _common(runs, "protocol")
+    return "human-normalized evaluation score" + (f"\n({protocol} protocol)" if protocol else "")
+
+
+def _bars(
+    ax, labels: list[str], table: dict[str, dict], key: str, ylabel: str, colors: dict[str, str]
+) -> None:
     width = 0.8 / len(table)
-    for k, (preset, entry) in enumerate(table.items()):
+    for k, (group, entry) in enumerate(table.items()):
         xs, points, errors = [], [], [[], []]
         for i, label in enumerate(labels):
             if label in entry[key]:
@@ -249,11 +548,11 @@ def _bars(ax, labels: list[str], table: dict[str, dict], key: str) -> None:
                 points.append(iv.point)
                 errors[0].append(iv.point - iv.low)
                 errors[1].append(iv.high - iv.point)
-        ax.bar(xs, points, width, yerr=errors, capsize=3, label=preset, color=f"C{k}")
+        ax.bar(xs, points, width, yerr=errors, capsize=3, label=group, color=colors[group])
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.axhline(1.0, color="gray", lw=0.8, ls="--")
     ax.axhline(0.0, color="black", lw=0.8)
-    ax.set_ylabel("human-normalized score")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
 
 
@@ -266,13 +565,22 @@ def plot_human_normalized(
 
 
 def draw_human_normalized(
-    runs: Sequence[dict], output_dir: Path, reps: int = 2000, seed: int = 0
+    runs: Sequence[dict],
+    output_dir: Path,
+    reps: int = 2000,
+    seed: int = 0,
+    labels: Sequence[str] | None = None,
 ) -> list[Path]:
     """``plot_human_normalized`` for runs already loaded with ``load_run``."""
-    table = human_normalized_table(runs, reps, seed)
+    labels = list(group_labels(runs) if labels is None else labels)
+    table = human_normalized_table(runs, reps, seed, labels)
     if not table:
         print("note: no run has a human-normalized score (e.g. CartPole); no bar chart written")
         return []
+    scored = [
+        r for r in runs if "env" in r["summary"] and normalized_score(r["summary"]) is not None
+    ]
+    ylabel = bars_y_label(scored)
     games = sorted({g for entry in table.values() for g in entry["games"]})
     with_aggregates = len(games) >= 2
     plt = _pyplot()
@@ -281,10 +589,11 @@ def draw_human_normalized(
         figsize=(2.0 + 1.2 * len(games) + (4.0 if with_aggregates else 0.0), 4.5),
         gridspec_kw={"width_ratios": [max(len(games), 1), 3] if with_aggregates else [1]},
     )  # fmt: skip
-    _bars(axes[0][0], games, table, "games")
+    colors = label_colors(labels)
+    _bars(axes[0][0], games, table, "games", ylabel, colors)
     axes[0][0].set_title("per game: mean over seeds, 95% CI")
     if with_aggregates:
-        _bars(axes[0][1], list(AGGREGATE_BARS), table, "aggregates")
+        _bars(axes[0][1], list(AGGREGATE_BARS), table, "aggregates", ylabel, colors)
         axes[0][1].set_title("aggregate over games, 95% CI")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
@@ -302,15 +611,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=20, help="episodes in the moving average")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for the bars")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument(
+        "--label", action="append", default=[], metavar="RUN_DIR=NAME",
+        help="name the group of RUN_DIR (a glob such as 'runs/pong-*' or '*' for every run); "
+        "runs given one NAME are seeds of one group; repeatable, a later one wins "
+        "(default: the settings that differ between the runs' configs)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     checks.check_number("--window", args.window, checks.POSITIVE_INT)
     checks.check_number("--reps", args.reps, checks.BOOTSTRAP_REPS)
     checks.check_number("--seed", args.seed, checks.SEED)
+    for text in args.label:
+        parse_label(text)
     checks.check_writable_dir("--output-dir", args.output_dir)
     check_distinct(args.runs)
     runs = [load_run(run_dir) for run_dir in args.runs]  # bad input refused before drawing
-    paths = draw_learning_curves(runs, args.output_dir, args.window, args.x)
-    paths += draw_human_normalized(runs, args.output_dir, args.reps, args.seed)
+    labels = group_labels(runs, args.label)
+    paths = draw_learning_curves(runs, args.output_dir, args.window, args.x, labels)
+    paths += draw_human_normalized(runs, args.output_dir, args.reps, args.seed, labels)
     for path in paths:
         print(path)
     return 0

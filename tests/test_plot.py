@@ -1,5 +1,7 @@
 """Tests for scripts.plot: seed mean and band, frames vs agent steps, the written PNG/SVG figures,
-human-normalized bars with bootstrap intervals, and refusal of bad input."""
+groups from differing configs and --label, runs of unequal length drawn to their own end, axis
+labels, titles inside the figure, human-normalized bars with bootstrap intervals, and refusal of
+bad input."""
 
 import json
 import xml.etree.ElementTree as ET
@@ -13,14 +15,16 @@ from scripts import plot
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def make_run(root, name, env, seed, human_normalized=None, preset="smoke"):
+def make_run(root, name, env, seed, human_normalized=None, preset="smoke", episodes=10, **config):
     """A run directory as scripts.train writes it: episodic return k + seed at step 100 k
-    (k = 1..10), evaluations 2 k + seed at steps 500 and 1000."""
+    (k = 1..episodes), evaluations 2 k + seed at steps 500, 1000, ...; ``config``: more
+    config.json fields."""
     run = root / name
     run.mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"env": env, "preset": preset, "seed": seed}))
+    config = {"env": env, "preset": preset, "seed": seed, **config}
+    (run / "config.json").write_text(json.dumps(config))
     log = MetricsLog(run / "metrics.csv")
-    for k in range(1, 11):
+    for k in range(1, episodes + 1):
         log.log({"charts/episodic_return": k + seed}, step=100 * k)
         if k % 5 == 0:
             log.log({"eval/mean_return": 2 * k + seed}, step=100 * k)
@@ -98,12 +102,14 @@ def test_main_writes_png_and_svg_with_panels_and_labels(atari_runs, tmp_path, ca
         "ALE/Pong-v5",
         "ALE/Breakout-v5",
         "agent steps",
-        "episodic return (raw score)",
+        "episode return, raw game score",
+        "line: training, mean of the last 20 episodes; dots: evaluation",
     } <= curves
-    assert "smoke (2 seed(s))" in curves  # both Pong spellings are seeds of one curve
+    assert "preset=smoke (2 seeds to 1k)" in curves  # both Pong spellings are seeds of one curve
     assert "PongNoFrameskip-v4" not in curves
     bars = svg_texts(out / "human_normalized.svg")
-    assert {"pong", "breakout", "mean", "median", "iqm", "human-normalized score"} <= bars
+    assert {"pong", "breakout", "mean", "median", "iqm"} <= bars
+    assert "human-normalized evaluation score" in bars
     assert {"per game: mean over seeds, 95% CI", "aggregate over games, 95% CI"} <= bars
     names = ["learning_curves.png", "learning_curves.svg"]
     names += ["human_normalized.png", "human_normalized.svg"]
@@ -129,13 +135,13 @@ def test_x_frames_labels_and_ticks(tmp_path):
 
 def test_human_normalized_table_numbers(atari_runs):
     table = plot.human_normalized_table([plot.load_run(d) for d in atari_runs], reps=2000)
-    games = table["smoke"]["games"]
+    games = table["preset=smoke"]["games"]
     # breakout seeds [1.0, 1.5]: resample means 1.0, 1.25, 1.5 -> 95% interval [1.0, 1.5]
     breakout = games["breakout"]
     assert (breakout.point, breakout.low, breakout.high) == pytest.approx((1.25, 1.0, 1.5))
     assert games["pong"].point == pytest.approx(0.3)
     assert (games["pong"].low, games["pong"].high) == pytest.approx((0.2, 0.4))
-    aggregates = table["smoke"]["aggregates"]
+    aggregates = table["preset=smoke"]["aggregates"]
     # mean = median of [0.3, 1.25] = 0.775; IQM of [0.2, 0.4, 1.0, 1.5] drops 1 each end -> 0.7
     assert aggregates["mean"].point == pytest.approx(0.775)
     assert aggregates["median"].point == pytest.approx(0.775)
@@ -144,7 +150,8 @@ def test_human_normalized_table_numbers(atari_runs):
 
 def test_one_game_has_no_aggregate_group(atari_runs):
     table = plot.human_normalized_table([plot.load_run(d) for d in atari_runs[:2]], reps=100)
-    assert set(table["smoke"]["games"]) == {"pong"} and table["smoke"]["aggregates"] == {}
+    assert set(table["preset=smoke"]["games"]) == {"pong"}
+    assert table["preset=smoke"]["aggregates"] == {}
 
 
 def test_bars_skipped_with_a_note_without_human_scores(tmp_path, capsys):
@@ -173,3 +180,169 @@ def test_bad_x_unit_and_window_are_refused(atari_runs, tmp_path):
         plot.plot_learning_curves(atari_runs, tmp_path, x_unit="seconds")
     with pytest.raises(ValueError, match="--window: 0"):
         plot.plot_learning_curves(atari_runs, tmp_path, window=0)
+
+
+# --- groups, unequal runs, labels and layout ----------------------------------------------------
+
+
+def test_groups_are_labelled_by_the_settings_that_differ(tmp_path):
+    def labels(*configs):
+        runs = [make_run(tmp_path / str(len(list(tmp_path.iterdir()))), f"r{i}", **c)
+                for i, c in enumerate(configs)]  # fmt: skip
+        return plot.config_labels([plot.load_run(r) for r in runs])
+
+    pong = {"env": "Pong", "seed": 1}
+    # nothing differs but the seed, the output directory and the length: the preset names it
+    assert labels({**pong, "output_dir": "a", "total_steps": 10},
+                  {**pong, "seed": 2, "output_dir": "b", "total_steps": 20}) == [
+        "preset=smoke", "preset=smoke"]  # fmt: skip
+    # the presets differ; their learning rates come with them and go unsaid
+    assert labels({**pong, "preset": "drq", "learning_rate": 1e-4},
+                  {**pong, "preset": "der", "learning_rate": 2e-4},
+                  {**pong, "preset": "drq", "learning_rate": 1e-4, "seed": 2}) == [
+        "preset=drq", "preset=der", "preset=drq"]  # fmt: skip
+    # two settings differ within one preset: both named, in config order
+    assert labels({**pong, "n_step": 3, "double_dqn": True}, {**pong, "n_step": 1}) == [
+        "n_step=3, double_dqn=True", "n_step=1, double_dqn=False"]  # fmt: skip
+    # a setting a config.json lacks counts as TrainConfig's default (n_step 1)
+    assert labels(pong, {**pong, "n_step": 1, "seed": 2}, {**pong, "n_step": 3}) == [
+        "n_step=1", "n_step=1", "n_step=3"]  # fmt: skip
+    # a setting that differs only between games is not a group of its own
+    assert labels({**pong, "v_max": 10.0}, {"env": "Breakout", "seed": 1, "v_max": 20.0}) == [
+        "preset=smoke", "preset=smoke"]  # fmt: skip
+
+
+def unequal_runs(root):
+    """Three seeds of one config (episodes to step 1000, 1000 and 1500) and one seed of
+    n_step 3 (to step 800)."""
+    return [
+        make_run(root, "a1", "ALE/Pong-v5", 0),
+        make_run(root, "a2", "ALE/Pong-v5", 1),
+        make_run(root, "a3", "ALE/Pong-v5", 2, episodes=15),
+        make_run(root, "b1", "ALE/Pong-v5", 0, episodes=8, n_step=3),
+    ]
+
+
+def test_unequal_runs_are_drawn_to_their_own_end(tmp_path):
+    runs = [plot.load_run(d) for d in unequal_runs(tmp_path)]
+    (panel,) = plot.curve_panels(runs, window=1, points=10)
+    first, second = panel.groups
+    assert (first.label, second.label) == ("n_step=1", "n_step=3")
+    # every run to its last episode (steps 100 k), the longer seed past the others
+    assert [run.x[-1] for run in first.runs] == [1000.0, 1000.0, 1500.0]
+    assert [run.x[-1] for run in second.runs] == [800.0]
+    assert first.runs[2].y.tolist() == [k + 2.0 for k in range(1, 16)]
+    # the mean and band only where all three seeds have episodes: steps 100..1000
+    x, mean, half = first.mean
+    np.testing.assert_allclose(x, np.linspace(100, 1000, 10))
+    np.testing.assert_allclose(mean, x / 100 + 1.0)  # seeds k, k + 1, k + 2
+    np.testing.assert_allclose(half, np.full(10, 1.96 / np.sqrt(3)))  # std 1, SE 1/sqrt 3
+    assert second.mean is None  # one seed: its own line, no mean
+    assert first.coverage() == [(1000.0, 3), (1500.0, 1)]
+    assert first.legend() == "n_step=1 (3 seeds to 1k, 1 to 1.5k)"
+    assert second.legend() == "n_step=3 (1 seed to 800)"
+    # the figure holds those numbers: each run's line ends at its own last step
+    fig = plot.learning_curves_figure([panel])
+    (ax,) = fig.axes
+    ends = sorted(line.get_xdata()[-1] for line in ax.lines if line.get_linestyle() == "-")
+    assert ends == [800.0, 1000.0, 1000.0, 1000.0, 1500.0]  # 4 runs and the mean
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "n_step=1 (3 seeds to 1k, 1 to 1.5k)", "n_step=3 (1 seed to 800)"]  # fmt: skip
+    assert ax.get_legend().get_title().get_text() == plot.SEEDS_NOTE
+    plot._pyplot().close(fig)
+
+
+def test_frames_scale_the_ends_and_the_legend(tmp_path):
+    runs = [plot.load_run(d) for d in unequal_runs(tmp_path)]
+    (panel,) = plot.curve_panels(runs, x_unit="frames")
+    assert [run.x[-1] for run in panel.groups[0].runs] == [4000.0, 4000.0, 6000.0]
+    assert panel.groups[0].legend() == "n_step=1 (3 seeds to 4k, 1 to 6k)"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(950, "950"), (1000, "1k"), (100_000, "100k"), (123_456, "123k"), (1_500_000, "1.5M")],
+)
+def test_format_step(value, text):
+    assert plot.format_step(value) == text
+
+
+def test_y_axis_names_what_was_measured(tmp_path):
+    pong = make_run(tmp_path, "pong", "ALE/Pong-v5", 0, protocol="atari100k", eval_epsilon=0.001)
+    cartpole = make_run(tmp_path, "cp", "CartPole-v1", 0, protocol="nature", eval_epsilon=0.0)
+    runs = [plot.load_run(pong), plot.load_run(cartpole)]
+    panels = plot.curve_panels(runs, window=5)
+    assert [p.ylabel for p in panels] == [
+        "episode return, raw game score (atari100k protocol)\n"
+        "line: training, mean of the last 5 episodes; dots: evaluation (ε 0.001)",
+        "episode return\nline: training, mean of the last 5 episodes; dots: evaluation (ε 0)",
+    ]
+    fig = plot.learning_curves_figure(panels)
+    assert [ax.get_ylabel() for ax in fig.axes] == [p.ylabel for p in panels]
+    plot._pyplot().close(fig)
+    # protocols that differ are not named on the axis (the group labels name them)
+    other = make_run(tmp_path, "pong2", "Pong", 1, protocol="machado", eval_epsilon=0.001)
+    (panel,) = plot.curve_panels([runs[0], plot.load_run(other)], window=5)
+    assert panel.ylabel.splitlines()[0] == "episode return, raw game score"
+    assert [g.label for g in panel.groups] == ["protocol=atari100k", "protocol=machado"]
+    assert plot.bars_y_label([runs[0]]) == (
+        "human-normalized evaluation score\n(atari100k protocol)"
+    )
+
+
+def test_titles_labels_and_legends_are_inside_the_figure(tmp_path):
+    runs = unequal_runs(tmp_path)
+    runs.append(make_run(tmp_path, "cp", "CartPole-v1", 0))
+    loaded = [plot.load_run(d) for d in runs]
+    labels = plot.group_labels(loaded, ["*b1=a much longer label that names the n-step variant"])
+    fig = plot.learning_curves_figure(plot.curve_panels(loaded, labels=labels))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    inside = fig.bbox
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        for artist in (ax.title, ax.xaxis.label, ax.yaxis.label, ax.get_legend()):
+            box = artist.get_window_extent(renderer)
+            assert box.x0 >= inside.x0 and box.y0 >= inside.y0, artist
+            assert box.x1 <= inside.x1 and box.y1 <= inside.y1, artist
+    plot._pyplot().close(fig)
+
+
+def test_label_flag_names_groups(tmp_path, capsys):
+    runs = unequal_runs(tmp_path)
+    loaded = [plot.load_run(d) for d in runs]
+    assert plot.group_labels(loaded, ["*=base"]) == ["base"] * 4
+    # a later --label wins; a path given another way matches the same run
+    other_spelling = str(tmp_path / "x" / ".." / "b1")
+    assert plot.group_labels(loaded, ["*=base", f"{other_spelling}=lr=1e-3"]) == [
+        "base", "base", "base", "lr=1e-3"]  # fmt: skip
+    assert plot.group_labels(loaded, [f"{tmp_path}/a*=three seeds"]) == [
+        "three seeds", "three seeds", "three seeds", "n_step=3"]  # fmt: skip
+    # runs given one name are seeds of one group
+    (panel,) = plot.curve_panels(loaded, labels=plot.group_labels(loaded, ["*=all"]))
+    assert [(g.label, len(g.runs)) for g in panel.groups] == [("all", 4)]
+    assert panel.groups[0].legend() == "all (4 seeds to 800, 3 to 1k, 1 to 1.5k)"
+    out = tmp_path / "plots"
+    argv = [*map(str, runs), "--output-dir", str(out), "--label", f"{runs[3]}=n-step 3"]
+    assert plot.main(argv) == 0
+    assert "n-step 3 (1 seed to 800)" in svg_texts(out / "learning_curves.svg")
+
+
+@pytest.mark.parametrize(
+    ("label", "words"),
+    [
+        ("justaname", "--label: 'justaname' is not accepted; use --label RUN_DIR=NAME"),
+        ("=name", "--label: '=name' is not accepted"),
+        ("{run}=", "is not accepted; use --label RUN_DIR=NAME"),
+        ("{tmp}/nope=x", "--label: '{tmp}/nope' matches none of the run directories given"),
+    ],
+)
+def test_bad_label_is_one_line_and_draws_nothing(tmp_path, capsys, label, words):
+    run = make_run(tmp_path, "pong", "ALE/Pong-v5", 0)
+    out = tmp_path / "plots"
+    label = label.replace("{run}", str(run)).replace("{tmp}", str(tmp_path))
+    assert plot.main([str(run), "--output-dir", str(out), "--label", label]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("plot: error: "), err
+    assert words.replace("{tmp}", str(tmp_path)) in err, err
+    assert not out.exists()
