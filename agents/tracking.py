@@ -4,6 +4,10 @@
 flushed at the logging cadence, so it parses after a crash and takes any new metric without a
 header change. This is the one module that imports wandb, lazily; a wandb failure (no network,
 slow init, bad settings) prints one warning and the run continues with local metrics only.
+
+wandb is started with W&B Weave's integration off (``WANDB_DISABLE_WEAVE``, wandb's own setting,
+unless the user's environment sets it): it looks for LLM libraries by their module names, takes
+this package's ``agents`` for one and would print a note about LLM tracing on every run.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 FIELDS = ("global_step", "wall_seconds", "metric", "value")
+WEAVE_SWITCH = "WANDB_DISABLE_WEAVE"
+"""wandb's environment setting that turns its W&B Weave integration off."""
 
 
 def warn(message: str) -> None:
@@ -181,6 +187,7 @@ class Tracker:
         mode = resolve_wandb_mode(mode)
         if mode == "disabled":
             return
+        os.environ.setdefault(WEAVE_SWITCH, "true")  # read by wandb.init; a user's value stays
         attempts = [mode, "offline"] if mode == "online" else [mode]
         for attempt in attempts:
             started = time.monotonic()
