@@ -9,6 +9,7 @@ Double DQN target of van Hasselt et al. 2016 as a switch. Batches carry ``discou
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 from collections.abc import Sequence
 
@@ -65,9 +66,114 @@ def td_loss(
         per_sample = F.mse_loss(q_taken, target, reduction="none")
     else:
         raise ValueError(f"unknown loss {kind!r}; accepted: huber, mse")
+    return weighted_mean(per_sample, weights), target - q_taken.detach()
+
+
+def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean of the per-sample losses, each scaled by its importance weight when given
+    (prioritized replay, Schaul et al. 2016)."""
     if weights is not None:
         per_sample = per_sample * weights
-    return per_sample.mean(), target - q_taken.detach()
+    return per_sample.mean()
+
+
+def dqn_loss(
+    online: nn.Module,
+    target: nn.Module,
+    batch: Batch,
+    *,
+    double: bool,
+    kind: str = "huber",
+    target_is_online: bool = False,
+) -> LossTerms:
+    """The DQN update's loss as a pure function: (loss, mean Q of the taken actions, per-sample
+    priority |TD error|).
+
+    ``double``: the Double DQN target (van Hasselt et al. 2016), the online network choosing the
+    next action and the target network evaluating it; ``target_is_online``: the target holds the
+    online weights (a hard sync since the last optimizer step, no noise), so the target's forward
+    pass serves as the chooser and the online network runs once. ``kind``: huber or mse."""
+    q = online(batch.obs)
+    q_taken = q.gather(1, batch.action[:, None]).squeeze(1)
+    with torch.no_grad():
+        next_target = target(batch.next_obs)
+        next_online = None
+        if double:
+            next_online = next_target if target_is_online else online(batch.next_obs)
+        y = td_target(batch.reward, batch.discount, next_target, next_online)
+    loss, td_error = td_loss(q_taken, y, kind, batch.weights)
+    return loss, q_taken.detach().mean(), td_error.abs()
+
+
+def c51_loss(
+    online: Network,
+    target: Network,
+    batch: Batch,
+    *,
+    double: bool,
+    kind: str = "huber",
+    target_is_online: bool = False,
+) -> LossTerms:
+    """The C51 update's loss as a pure function (Bellemare et al. 2017): (importance-weighted mean
+    cross-entropy between the projected target distribution and the online one, mean Q of the
+    taken actions, per-sample cross-entropy as the priority, as in Rainbow).
+
+    Both networks end in a ``DistributionalHead`` (``Network.log_probs``, ``Network.support``).
+    ``double``: the online network's expected values choose the next action, else the target's.
+    ``kind`` and ``target_is_online`` are accepted for a signature shared with ``dqn_loss`` and
+    have no effect: the loss is a cross-entropy, and the chooser's expected values come from
+    the online head (``double``) or the target's distribution (already computed)."""
+    del kind, target_is_online
+    support = online.support
+    log_p = online.log_probs(batch.obs)  # (B, A, atoms)
+    rows = torch.arange(log_p.shape[0], device=log_p.device)
+    log_p_taken = log_p[rows, batch.action]
+    with torch.no_grad():
+        target_p = target.log_probs(batch.next_obs).exp()
+        if double:
+            chooser = online(batch.next_obs)
+        else:
+            chooser = (target_p * target.support).sum(-1)
+        best = chooser.argmax(dim=1)
+        projected = categorical_projection(
+            target_p[rows, best], batch.reward, batch.discount, support
+        )
+    q_taken = (log_p_taken.detach().exp() * support).sum(-1)
+    per_sample = -(projected * log_p_taken).sum(-1)
+    return weighted_mean(per_sample, batch.weights), q_taken.detach().mean(), per_sample.detach()
+
+
+class CompiledLoss:
+    """A loss function run through ``torch.compile`` (forward and backward as one graph), compiled
+    at its first call; the one place the update is compiled.
+
+    A compiler that cannot work on this machine (no C compiler for the CPU backend, a GPU Triton
+    does not support) costs one warning and the run goes on with the eager function, which
+    computes the same step; an error of the loss itself is raised again by the eager call."""
+
+    def __init__(self, fn, mode: str | None = None) -> None:
+        self.eager = fn
+        self.compiled = True
+        self._fn = torch.compile(fn, mode=mode, dynamic=False)
+        self._first = True
+
+    def __call__(self, *args, **kwargs) -> LossTerms:
+        if not self._first:
+            return self._fn(*args, **kwargs)
+        try:
+            terms = self._fn(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - any compiler failure, reported in one line
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            print(
+                f"warning: torch.compile of the update failed ({type(error).__name__}: "
+                f"{first_line}); the update runs eager (--compile off avoids this attempt)",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+            self._fn, self.compiled = self.eager, False
+            self._first = False
+            return self._fn(*args, **kwargs)
+        self._first = False
+        return terms
 
 
 def linear_schedule(start: float, end: float, duration_steps: int, step: int) -> float:
@@ -193,16 +299,18 @@ class DQNAgent:
         # online weights, so the Double DQN chooser needs no second forward pass (drq syncs
         # after every update, as Dopamine's target_update_period = 1).
         self.target_is_online = False
-        self.compiled = compile_update
-        self._loss_terms = self._eager_loss_terms
+        kind = c51_loss if config.distributional else dqn_loss
+        self.loss_fn = functools.partial(kind, double=config.double_dqn, kind=config.loss)
+        self.loss = self.loss_fn
         if compile_update:
             graphs = device.type == "cuda" and config.cuda_graphs != "off"
             # CUDA graphs replay the whole compiled forward and backward in one launch.
-            mode = "reduce-overhead" if graphs else None
-            self._compiled_loss_terms = torch.compile(
-                self._eager_loss_terms, mode=mode, dynamic=False
-            )
-            self._loss_terms = self._compile_or_fall_back  # the first call compiles
+            self.loss = CompiledLoss(self.loss_fn, mode="reduce-overhead" if graphs else None)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the update runs compiled (False again after a compiler failed)."""
+        return isinstance(self.loss, CompiledLoss) and self.loss.compiled
 
     @classmethod
     def build(
@@ -247,7 +355,7 @@ class DQNAgent:
             reset_noise(self.target, self.noise_generator)
         if c.augment:
             batch = self.augment(batch)
-        loss, q_mean, priority = self._loss_terms(batch)
+        loss, q_mean, priority = self.loss_terms(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if c.max_grad_norm > 0:
@@ -256,6 +364,12 @@ class DQNAgent:
         self.updates += 1
         self.target_is_online = False
         return {"losses/td_loss": loss.detach(), "losses/q_values": q_mean, "td_error": priority}
+
+    def loss_terms(self, batch: Batch) -> LossTerms:
+        """(loss, mean Q taken, per-sample priority) of ``batch`` under the current networks: the
+        loss chosen when the agent was built (``dqn_loss`` or ``c51_loss``), compiled or not."""
+        same = self.target_is_online and not self.config.noisy
+        return self.loss(self.online, self.target, batch, target_is_online=same)
 
     def augment(self, batch: Batch) -> Batch:
         """``batch`` with its observations and next observations augmented (``agents.augment``:
@@ -269,65 +383,6 @@ class DQNAgent:
 
         obs = aug(batch.obs)  # drawn before next_obs: two independent draws, as Dopamine's rng1/2
         return batch._replace(obs=obs, next_obs=aug(batch.next_obs))
-
-    def _compile_or_fall_back(self, batch: Batch) -> LossTerms:
-        """The compiled update's first call, which compiles it. A compiler that cannot work on
-        this machine (no C compiler for the CPU backend, a GPU Triton does not support) costs one
-        warning and the run goes on with the eager update, which computes the same step; an error
-        of the update itself is raised again by the eager call."""
-        try:
-            terms = self._compiled_loss_terms(batch)
-        except Exception as error:  # noqa: BLE001 - any compiler failure, reported in one line
-            first_line = (str(error).strip().splitlines() or [""])[0][:200]
-            print(
-                f"warning: torch.compile of the update failed ({type(error).__name__}: "
-                f"{first_line}); the update runs eager (--compile off avoids this attempt)",
-                file=sys.stderr, flush=True,
-            )  # fmt: skip
-            self._loss_terms = self._eager_loss_terms
-            self.compiled = False
-            return self._loss_terms(batch)
-        self._loss_terms = self._compiled_loss_terms
-        return terms
-
-    def _eager_loss_terms(self, batch: Batch) -> LossTerms:
-        """(loss, mean Q of the taken actions, per-sample priority): the part of an update that
-        ``torch.compile`` turns into one graph, backward included."""
-        c = self.config
-        if c.distributional:
-            per_sample, q_taken = self._distributional_loss(batch)
-            weighted = per_sample if batch.weights is None else per_sample * batch.weights
-            return weighted.mean(), q_taken.detach().mean(), per_sample.detach()
-        q = self.online(batch.obs)
-        q_taken = q.gather(1, batch.action[:, None]).squeeze(1)
-        with torch.no_grad():
-            next_target = self.target(batch.next_obs)
-            next_online = None
-            if c.double_dqn:  # the same network when the target was just synced (not noisy)
-                same = self.target_is_online and not c.noisy
-                next_online = next_target if same else self.online(batch.next_obs)
-            target = td_target(batch.reward, batch.discount, next_target, next_online)
-        loss, td_error = td_loss(q_taken, target, c.loss, batch.weights)
-        return loss, q_taken.detach().mean(), td_error.abs()
-
-    def _distributional_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample cross-entropy between the projected target and the online distribution."""
-        head = self.online.head
-        log_p = head.log_probs(self.online.torso(batch.obs))  # (B, A, atoms)
-        rows = torch.arange(log_p.shape[0], device=log_p.device)
-        log_p_taken = log_p[rows, batch.action]
-        with torch.no_grad():
-            target_p = self.target.head.log_probs(self.target.torso(batch.next_obs)).exp()
-            if self.config.double_dqn:
-                chooser = self.online(batch.next_obs)
-            else:
-                chooser = (target_p * self.target.head.support).sum(-1)
-            best = chooser.argmax(dim=1)
-            projected = categorical_projection(
-                target_p[rows, best], batch.reward, batch.discount, head.support
-            )
-        q_taken = (log_p_taken.detach().exp() * head.support).sum(-1)
-        return -(projected * log_p_taken).sum(-1), q_taken
 
     @torch.no_grad()
     def sync_target(self) -> None:

@@ -185,3 +185,16 @@ class Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.torso(x))
+
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities over the atoms, (batch, actions, atoms): distributional heads only."""
+        if not hasattr(self.head, "log_probs"):
+            raise TypeError(f"{type(self.head).__name__} has no return distribution")
+        return self.head.log_probs(self.torso(x))
+
+    @property
+    def support(self) -> torch.Tensor:
+        """The atoms of a distributional head's support, (atoms,)."""
+        if not hasattr(self.head, "support"):
+            raise TypeError(f"{type(self.head).__name__} has no return distribution")
+        return self.head.support

@@ -1,13 +1,25 @@
 """DQN math against hand-computed values, and the loop's step accounting."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from agents.config import epsilon_decay_length, validate
-from agents.dqn import build_q_network, epsilon_greedy, linear_schedule, td_loss, td_target
+from agents.dqn import (
+    build_q_network,
+    c51_loss,
+    dqn_loss,
+    epsilon_greedy,
+    linear_schedule,
+    td_loss,
+    td_target,
+)
 from agents.loop import Trainer
 from agents.presets import PRESETS, cartpole, preset, smoke
+from agents.replay import Batch
+from networks import DistributionalHead, Network
 
 
 def test_td_target_by_hand():
@@ -139,3 +151,61 @@ def test_nature_cnn_agent_learns_from_pixels(tmp_path):
     summary = Trainer(config).run()
     assert summary["eval_mean_return"] == 8.0
     np.testing.assert_array_equal(summary["eval_returns"], [8.0] * 10)
+
+
+def _fixed_linear(*weights: float) -> torch.nn.Module:
+    net = torch.nn.Linear(1, len(weights), bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor(weights)[:, None])
+    return net
+
+
+def _one_transition(weights=None) -> Batch:
+    return Batch(
+        obs=torch.tensor([[1.0]]), action=torch.tensor([0]), reward=torch.tensor([1.0]),
+        next_obs=torch.tensor([[2.0]]), discount=torch.tensor([0.5]),
+        stream=torch.tensor([0]), slot=torch.tensor([0]), weights=weights,
+    )  # fmt: skip
+
+
+def test_dqn_loss_is_a_pure_function_of_networks_batch_and_flags():
+    """Q(s) = (1, 2), Q_target(s') = (6, 1), Q_online(s') = (2, 4); action 0, r 1, discount 0.5.
+    DQN: y = 1 + 0.5 * 6 = 4, error 3, Huber 3 - 0.5 = 2.5. Double: the online argmax is action 1,
+    y = 1 + 0.5 * 1 = 1.5, error 0.5, Huber 0.125 (mse 0.25). Importance weight 0.5 halves it."""
+    online, target = _fixed_linear(1.0, 2.0), _fixed_linear(3.0, 0.5)
+    before = [p.clone() for p in (*online.parameters(), *target.parameters())]
+    loss, q_mean, priority = dqn_loss(online, target, _one_transition(), double=False)
+    assert (loss.item(), q_mean.item(), priority.tolist()) == (2.5, 1.0, [3.0])
+    loss, _, priority = dqn_loss(online, target, _one_transition(), double=True)
+    assert (loss.item(), priority.tolist()) == (0.125, [0.5])
+    loss, _, _ = dqn_loss(online, target, _one_transition(), double=True, kind="mse")
+    assert loss.item() == 0.25
+    weighted = _one_transition(weights=torch.tensor([0.5]))
+    assert dqn_loss(online, target, weighted, double=True)[0].item() == 0.0625
+    # the target standing in for the online chooser: Q_target(s') = (6, 1) picks action 0
+    loss, _, _ = dqn_loss(online, target, _one_transition(), double=True, target_is_online=True)
+    assert loss.item() == 2.5
+    after = [p for p in (*online.parameters(), *target.parameters())]
+    assert all(torch.equal(a, b) for a, b in zip(before, after))  # nothing stepped or changed
+    assert all(p.grad is None for p in after)
+
+
+def test_c51_loss_by_hand_on_a_two_atom_support():
+    """Support (0, 1); online logits 0 everywhere (p = 1/2 per atom), target puts all mass on
+    atom 1 for both actions. r = 0, discount 0.5: the target atom 1 lands on 0.5, projected
+    (1/2, 1/2); cross-entropy -(1/2 log 1/2 + 1/2 log 1/2) = log 2; Q taken = 1/2."""
+    torso = torch.nn.Flatten()
+    online = Network(torso, DistributionalHead(1, 2, num_atoms=2, v_min=0.0, v_max=1.0))
+    target = Network(torso, DistributionalHead(1, 2, num_atoms=2, v_min=0.0, v_max=1.0))
+    with torch.no_grad():
+        for p in online.head.parameters():
+            p.zero_()
+        for p in target.head.parameters():
+            p.zero_()
+        target.head.actions.bias.copy_(torch.tensor([-20.0, 20.0, -20.0, 20.0]))
+    batch = _one_transition()._replace(reward=torch.tensor([0.0]))
+    for double in (False, True):
+        loss, q_mean, priority = c51_loss(online, target, batch, double=double)
+        assert loss.item() == pytest.approx(math.log(2), abs=1e-6)
+        assert q_mean.item() == pytest.approx(0.5, abs=1e-6)
+        assert priority.tolist() == pytest.approx([math.log(2)], abs=1e-6)

@@ -125,8 +125,8 @@ def test_agent_augments_obs_and_next_obs_independently_before_the_loss():
     obs = torch.randint(0, 256, (32, 4, 84, 84), dtype=torch.uint8, generator=g)
     batch = _batch(obs)
     seen = []
-    eager = agent._loss_terms
-    agent._loss_terms = lambda b: seen.append(b) or eager(b)
+    eager = agent.loss_terms
+    agent.loss_terms = lambda b: seen.append(b) or eager(b)
     state = agent.generator.get_state()
     agent.update(batch)
     twin = torch.Generator().set_state(state)
@@ -328,16 +328,16 @@ def test_a_just_synced_target_serves_as_the_double_dqn_chooser():
     assert not agent.target_is_online
     calls = []
     handle = agent.online.register_forward_hook(lambda *a: calls.append(1))
-    long_way = agent._eager_loss_terms(batch)
+    long_way = agent.loss_terms(batch)
     assert len(calls) == 2  # obs, then next_obs for the chooser
     agent.sync_target()
     assert agent.target_is_online
     calls.clear()
-    short = agent._eager_loss_terms(batch)
+    short = agent.loss_terms(batch)
     assert len(calls) == 1  # obs only: the target's forward chose the action
     agent.target_is_online = False
     calls.clear()
-    assert torch.equal(agent._eager_loss_terms(batch)[0], short[0])  # the same loss either way
+    assert torch.equal(agent.loss_terms(batch)[0], short[0])  # the same loss either way
     assert len(calls) == 2 and not torch.equal(long_way[0], short[0])
     handle.remove()
     agent.target_is_online = True

@@ -60,7 +60,7 @@ def failing_compile(calls: list):
     does, at its first call."""
 
     def compile_(fn, **kwargs):
-        def compiled(*args):
+        def compiled(*args, **call_kwargs):
             calls.append(kwargs)
             raise RuntimeError("InductorError: Failed to find C compiler.\nSet CXX to one.")
 
