@@ -1,9 +1,12 @@
-"""Run tracking: a local metrics log that always works, and optional Weights & Biases.
+"""Run tracking: a local metrics log that always works, optional TensorBoard event files and
+optional Weights & Biases.
 
 ``metrics.csv`` is long-format (``global_step,wall_seconds,metric,value``), one row per value,
 flushed at the logging cadence, so it parses after a crash and takes any new metric without a
-header change. This is the one module that imports wandb, lazily; a wandb failure (no network,
-slow init, bad settings) prints one warning and the run continues with local metrics only.
+header change. With TensorBoard on, ``DIR/tensorboard/`` holds event files of the same rows
+(``TensorBoardLog``). This is the one module that imports wandb and TensorBoard, lazily; a
+failure of either (no network, slow init, bad settings, a full disk) prints one warning and the
+run continues with the rest.
 
 wandb is started with W&B Weave's integration off (``WANDB_DISABLE_WEAVE``, wandb's own setting,
 unless the user's environment sets it): it looks for LLM libraries by their module names, takes
@@ -22,6 +25,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 FIELDS = ("global_step", "wall_seconds", "metric", "value")
+TENSORBOARD_DIR = "tensorboard"
+"""The folder of a run directory that holds its TensorBoard event files."""
+TENSORBOARD_INSTALL = "pip install -e .[tensorboard]"
 WEAVE_SWITCH = "WANDB_DISABLE_WEAVE"
 """wandb's environment setting that turns its W&B Weave integration off."""
 
@@ -56,16 +62,24 @@ class MetricsLog:
         if new:
             self._writer.writerow(FIELDS)
             self._file.flush()
-        self._t0 = time.time() - wall_offset_seconds
+        self.start_time = time.time() - wall_offset_seconds
+        """When the run began on its own clock (``wall_seconds`` counts from it; a resumed run's
+        clock goes on from its last row)."""
 
-    def log(self, metrics: Mapping[str, float], step: int) -> None:
-        wall = round(time.time() - self._t0, 3)
+    def log(self, metrics: Mapping[str, float], step: int) -> list[tuple[str, float, float]]:
+        """Append the finite values; returns the rows written as (metric, the value as written,
+        wall_seconds)."""
+        wall = round(time.time() - self.start_time, 3)
+        written = []
         for key, value in metrics.items():
             value = float(value)
             if math.isfinite(value):
-                self._writer.writerow((step, wall, key, f"{value:.6g}"))
+                text = f"{value:.6g}"
+                self._writer.writerow((step, wall, key, text))
                 self.rows += 1
+                written.append((key, float(text), wall))
         self._file.flush()
+        return written
 
     def close(self) -> None:
         """Flush, fsync and close (closed even when the flush fails, e.g. on a full disk)."""
@@ -126,6 +140,70 @@ def truncate_metrics(path: str | Path, step: int, rows: int | None = None) -> tu
     return wall, seen
 
 
+def require_tensorboard() -> None:
+    """Raise one ValueError line when TensorBoard event files cannot be written here (the
+    ``tensorboard`` package missing or broken): checked before a run starts."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except Exception as error:  # noqa: BLE001 - ImportError, or a broken install's own error
+        reason = " ".join(str(error).split())[:200]
+        raise ValueError(
+            f"--tensorboard: the tensorboard package cannot be imported ({reason}); install it "
+            f"with `{TENSORBOARD_INSTALL}` (or `pip install tensorboard`), or leave out "
+            "--tensorboard"
+        ) from None
+
+
+class TensorBoardLog:
+    """metrics.csv's rows as TensorBoard scalars in ``directory`` (``DIR/tensorboard``): the same
+    tags, steps and values (each value as metrics.csv holds it, 6 significant digits, stored as
+    float32 by the event format), wall times on the run's clock (``start_time`` plus the row's
+    ``wall_seconds``), flushed with every ``log`` as metrics.csv is.
+
+    metrics.csv is the record: at start every row it already holds is written into a new event
+    file, then the older event files are deleted. A resumed run (whose metrics.csv was cut back to
+    its checkpoint) so holds no step twice, nor the steps its checkpoint did not keep; a run
+    resumed with TensorBoard for the first time gets its whole history."""
+
+    def __init__(self, directory: str | Path, metrics: MetricsLog) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        older = set(self._event_files())
+        self.start_time = metrics.start_time
+        self.writer = SummaryWriter(log_dir=str(self.directory), max_queue=1000)
+        try:
+            for row in _rows(metrics.path):
+                self.writer.add_scalar(
+                    row["metric"], float(row["value"]), int(row["global_step"]),
+                    walltime=self.start_time + float(row["wall_seconds"]),
+                )  # fmt: skip
+            self.writer.flush()
+        except BaseException:
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001, S110 - the first error is the one raised
+                pass
+            for path in set(self._event_files()) - older:  # no half-written history left
+                path.unlink(missing_ok=True)
+            raise
+        for path in older:
+            path.unlink()
+
+    def _event_files(self) -> list[Path]:
+        return [p for p in self.directory.glob("events.out.tfevents.*") if p.is_file()]
+
+    def log(self, rows: list[tuple[str, float, float]], step: int) -> None:
+        """Write ``MetricsLog.log``'s rows (metric, value, wall_seconds) at ``step``."""
+        for key, value, wall in rows:
+            self.writer.add_scalar(key, value, step, walltime=self.start_time + wall)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 def resolve_wandb_mode(mode: str) -> str:
     """``auto`` -> online when an API key or a stored login exists, else offline."""
     if mode != "auto":
@@ -151,7 +229,10 @@ def _wandb_teardown() -> None:
 
 
 class Tracker:
-    """Local metrics always; wandb when enabled and working."""
+    """Local metrics always; TensorBoard event files and wandb when enabled and working.
+
+    ``tensorboard``: write ``DIR/tensorboard`` event files (``TensorBoardLog``); None (the
+    default) takes ``config["tensorboard"]`` (False when the config has no such key)."""
 
     def __init__(
         self,
@@ -168,6 +249,7 @@ class Tracker:
         init_timeout_seconds: float = 30.0,
         wall_offset_seconds: float = 0.0,
         wandb_has_steps_until: int = -1,
+        tensorboard: bool | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.metrics = MetricsLog(self.output_dir / "metrics.csv", wall_offset_seconds)
@@ -175,10 +257,43 @@ class Tracker:
         self.wandb_has_steps_until = wandb_has_steps_until
         self.wandb_run = None
         self.wandb_mode = "disabled"
+        self.tensorboard: TensorBoardLog | None = None
+        if tensorboard is None:
+            tensorboard = bool(config.get("tensorboard", False))
+        if tensorboard:
+            self._start_tensorboard()
         if track:
             self._start_wandb(
                 config, mode, project, entity, group, tags, name, run_id, init_timeout_seconds
             )
+
+    def _start_tensorboard(self) -> None:
+        try:
+            self.tensorboard = TensorBoardLog(self.output_dir / TENSORBOARD_DIR, self.metrics)
+        except Exception as error:  # noqa: BLE001 - tracking must never take a run down
+            self.tensorboard = None
+            message = " ".join(str(error).split())[:300]
+            warn(
+                f"tensorboard could not start ({type(error).__name__}: {message}); continuing "
+                f"with local metrics in {self.metrics.path}"
+            )
+
+    def _tensorboard_call(self, fn, *args) -> None:
+        if self.tensorboard is None:
+            return
+        try:
+            fn(*args)
+        except Exception as error:  # noqa: BLE001
+            message = " ".join(str(error).split())[:300]
+            warn(
+                f"tensorboard stopped working ({type(error).__name__}: {message}); local metrics "
+                "continue"
+            )
+            board, self.tensorboard = self.tensorboard, None
+            try:
+                board.close()
+            except Exception:  # noqa: BLE001, S110 - already reported
+                pass
 
     def _start_wandb(self, config, mode, project, entity, group, tags, name, run_id, timeout):
         """Start wandb; an online start that fails (no network, bad key, slow server) falls back
@@ -234,7 +349,9 @@ class Tracker:
             self.wandb_run = None
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
-        self.metrics.log(metrics, step)
+        rows = self.metrics.log(metrics, step)
+        if self.tensorboard is not None:
+            self._tensorboard_call(self.tensorboard.log, rows, step)
         if self.wandb_run is not None and step > self.wandb_has_steps_until:
             self._wandb_call(
                 self.wandb_run.log,
@@ -251,11 +368,14 @@ class Tracker:
         )
 
     def finish(self, summary: Mapping | None = None, exit_code: int = 0) -> None:
-        """Flush and close metrics.csv, then finish the wandb run (``exit_code`` != 0 marks it
-        failed). Safe to call again."""
+        """Flush and close metrics.csv and the TensorBoard events, then finish the wandb run
+        (``exit_code`` != 0 marks it failed). Safe to call again."""
         try:
             self.metrics.close()
         finally:
+            if self.tensorboard is not None:
+                self._tensorboard_call(self.tensorboard.close)
+                self.tensorboard = None
             if self.wandb_run is not None:
                 if summary:
                     self._wandb_call(self.wandb_run.summary.update, dict(summary))
