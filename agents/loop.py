@@ -47,7 +47,7 @@ from agents.checkpoint import (
 from agents.checks import check_checkpoint
 from agents.config import TrainConfig, epsilon_decay_length, schedule_warnings, validate
 from agents.dqn import DQNAgent, linear_schedule
-from agents.evaluation import agent_policy, evaluate
+from agents.evaluation import agent_policy, evaluate, recording_problem
 from agents.interrupts import Interrupted, SignalGuard, pause_point
 from agents.replay import Batch
 from agents.run_dir import (
@@ -205,6 +205,11 @@ class Trainer:
             restore_trainer(self, resumed)
         for line in schedule_warnings(config, self.epsilon_decay_steps):
             warn(line)
+        # Said now, not after the run: a video that cannot be made is skipped at the end.
+        self.video_problem = recording_problem(config.env) if config.record_video else None
+        if self.video_problem is not None:
+            warn(f"--record-video: {config.env!r} cannot be recorded: {self.video_problem}; the "
+                 "run goes on without a video")  # fmt: skip
 
     @property
     def stop_signal(self) -> int | None:

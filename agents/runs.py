@@ -401,18 +401,18 @@ def final_summary(t: Trainer, sps: float) -> dict[str, Any]:
         if "human_normalized" in final:
             summary["eval_human_normalized"] = final["human_normalized"]
             summary["human_score_set"] = final["human_score_set"]
-    if c.record_video:
+    if c.record_video and getattr(t, "video_problem", None) is None:  # else warned at start-up
         t.phase = "video"
         t.agent.online.eval()  # as in evaluation: noisy layers use their mean weights
         try:
             with t.signals.interruptible_phase():  # the mp4 appears whole or not at all
                 video = record_video(t.agent, c.env, t.output_dir / "videos" / "final.mp4",
-                                     c.eval_epsilon, c.protocol, seed=c.seed + 20_000)  # fmt: skip
+                                     c.eval_epsilon, c.protocol, seed=c.seed + 20_000,
+                                     max_steps=c.eval_max_steps)  # fmt: skip
         finally:
             t.agent.online.train()
-        if video is not None:
-            summary["video"] = video["path"]
-            t.tracker.log_video(video["path"], t.global_step)
+        summary.update(video=video["path"], video_frames=video["frames"], video_fps=video["fps"])
+        t.tracker.log_video(video["path"], t.global_step)
     t.phase = "summary"
     with t.signals.deferred():  # the last writes finish; the run is then complete
         write_json(t.output_dir / "summary.json", summary)

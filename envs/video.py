@@ -13,9 +13,15 @@ Writes are atomic: frames go to a temporary file in the target's directory, whic
 target only once the encoder has finished; on any error the temporary file is removed.
 
 ``record_episode`` takes its frames from ``env.render()``, never from the observations the policy
-sees (84x84 grayscale after preprocessing). Under frame skip 4 one agent step spans four emulator
-frames and ``render()`` shows the last of them (the observation max-pools the last two), so a
-video holds one frame per agent step plus the reset frame; 15 fps is real time at 60 Hz / 4.
+sees (84x84 grayscale after preprocessing), for any env made with ``render_mode="rgb_array"``:
+Atari games, the fake Atari env, gymnasium's classic control (CartPole, Acrobot, MountainCar...).
+A video holds one frame per agent step plus the reset frame, and plays at the game's real speed
+(``playback_fps``): an Atari emulator runs at 60 frames/s and one agent step spans ``frame_skip``
+of them (``render()`` shows the last; the observation max-pools the last two), so 60 / 4 = 15
+fps; any other env plays at the ``render_fps`` of its metadata, the rate at which it renders
+itself one frame per step (CartPole 50, Acrobot 15, MountainCar 30), or 30 fps when it declares
+none. Small screens are upscaled by an integer factor (``auto_scale``: the ALE's 210x160 becomes
+420x320), large ones are kept as they are.
 """
 
 from __future__ import annotations
@@ -34,6 +40,16 @@ CRF = 18
 
 DEFAULT_MAX_STEPS = 27_000
 """108,000 emulator frames (the usual episode cap) at frame skip 4."""
+
+EMULATOR_FPS = 60
+"""Frames per second of the Atari 2600 (NTSC), which the ALE emulates frame by frame."""
+
+DEFAULT_FPS = 30.0
+"""Playback rate of an env that declares no ``render_fps`` (gymnasium's ``RecordVideo`` default)."""
+
+UPSCALED_SIDE = 480
+"""``auto_scale`` upscales a screen by the largest integer factor keeping its longer side within
+this many pixels (at least 1: larger screens are kept as they are)."""
 
 
 def upscale_nearest(frame: np.ndarray, scale: int) -> np.ndarray:
@@ -186,6 +202,49 @@ def write_mp4(
     return writer.path
 
 
+def frames_per_step(env: Any) -> float | None:
+    """Emulator frames one step of ``env`` spans when it runs an Atari emulator (its unwrapped
+    env has an ``ale``): the product of the frame skips of its wrappers (``AtariPreprocessing``'s
+    ``frame_skip``, ``MaxAndSkipObservation``'s) and of the emulator env's own ``frameskip`` (the
+    mean of a stochastic ``(low, high)`` one, drawn from low..high-1); None for any other env."""
+    if not hasattr(getattr(env, "unwrapped", None), "ale"):
+        return None
+    frames, layer = 1.0, env
+    while layer is not None and layer is not layer.unwrapped:
+        for name in ("frame_skip", "_skip"):
+            skip = getattr(layer, name, None) if name in vars(layer) else None
+            if isinstance(skip, (int, np.integer)) and skip >= 1:
+                frames *= int(skip)
+        layer = getattr(layer, "env", None)
+    own = getattr(env.unwrapped, "_frameskip", 1)
+    if isinstance(own, tuple) and len(own) == 2:
+        frames *= (own[0] + own[1] - 1) / 2
+    elif isinstance(own, (int, np.integer)) and own >= 1:
+        frames *= int(own)
+    return frames
+
+
+def playback_fps(env: Any) -> float:
+    """Frames per second at which a video of one frame per step of ``env`` plays in real time:
+    ``EMULATOR_FPS / frames_per_step`` for an Atari emulator (15 under frame skip 4), else the
+    ``render_fps`` of the env's metadata (CartPole-v1 50, Acrobot-v1 15, MountainCar-v0 30),
+    ``DEFAULT_FPS`` when it declares none."""
+    frames = frames_per_step(env)
+    if frames is not None:
+        return EMULATOR_FPS / frames
+    fps = (getattr(env, "metadata", None) or {}).get("render_fps")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.number)):
+        return DEFAULT_FPS
+    fps = float(fps)
+    return fps if 0 < fps < float("inf") else DEFAULT_FPS
+
+
+def auto_scale(frame: np.ndarray) -> int:
+    """The integer upscaling of ``frame`` in a video: the largest keeping its longer side within
+    ``UPSCALED_SIDE`` pixels, at least 1 (the ALE's 210x160: 2; CartPole's 400x600: 1)."""
+    return max(1, UPSCALED_SIDE // max(frame.shape[0], frame.shape[1], 1))
+
+
 def _episode_return(info: dict[str, Any], reward_sum: float) -> float:
     """The env's own episode record (RecordEpisodeStatistics) if present, else the reward sum."""
     episode = info.get("episode")
@@ -199,8 +258,8 @@ def record_episode(
     policy: Callable[[Any], Any],
     path: str | os.PathLike[str],
     max_steps: int = DEFAULT_MAX_STEPS,
-    fps: float = 30,
-    scale: int = 2,
+    fps: float | None = None,
+    scale: int | None = None,
     seed: int | None = None,
 ) -> dict[str, Any]:
     """Play one episode of ``policy`` in ``env`` and save what ``env.render()`` shows as an mp4.
@@ -208,10 +267,12 @@ def record_episode(
     ``env`` is a single gymnasium env made with ``render_mode="rgb_array"``; ``policy(obs)``
     returns an action for the (preprocessed) observation. The episode ends at termination,
     truncation or after ``max_steps`` agent steps. Use an evaluation env (raw rewards, no
-    life-loss terminal) so the return is the game score. Returns ``{"path", "frames",
-    "return", "length"}``: frames written (steps + 1, the reset frame included), the return
-    (``info["episode"]["r"]`` at the end when the env records it, else the summed rewards) and
-    the number of agent steps.
+    life-loss terminal) so the return is the game score. ``fps``: by default the env's real speed
+    (``playback_fps``); ``scale``: by default ``auto_scale`` of the first frame. Returns
+    ``{"path", "frames", "return", "length", "fps", "size"}``: frames written (steps + 1, the
+    reset frame included), the return (``info["episode"]["r"]`` at the end when the env records
+    it, else the summed rewards), the number of agent steps, the video's frame rate and its
+    (width, height) in pixels.
     """
     render_mode = getattr(env, "render_mode", None)
     if render_mode != "rgb_array":
@@ -219,10 +280,16 @@ def record_episode(
             f"record_episode needs an env made with render_mode='rgb_array', got {render_mode!r}"
         )
     max_steps = _check_positive_int("max_steps", max_steps)
+    fps = playback_fps(env) if fps is None else _check_fps(fps)
+    if scale is not None:
+        scale = _check_positive_int("scale", scale)
     reward_sum, length, info = 0.0, 0, {}
+    obs, _ = env.reset(seed=seed)
+    first = env.render()
+    if scale is None:
+        scale = auto_scale(first) if isinstance(first, np.ndarray) and first.ndim == 3 else 1
     with Mp4Writer(path, fps=fps, scale=scale) as writer:
-        obs, _ = env.reset(seed=seed)
-        writer.append(env.render())
+        writer.append(first)
         while length < max_steps:
             obs, reward, terminated, truncated, info = env.step(policy(obs))
             reward_sum += float(reward)
@@ -230,9 +297,12 @@ def record_episode(
             writer.append(env.render())
             if terminated or truncated:
                 break
+    height, width = _pad_to_even(upscale_nearest(first, scale)).shape[:2]
     return {
         "path": str(writer.path),
         "frames": writer.frames_written,
         "return": _episode_return(info, reward_sum),
         "length": length,
+        "fps": fps,
+        "size": (width, height),
     }

@@ -15,7 +15,10 @@ the same, and the summary goes to ``runs/pretrained/NAME/evaluation`` unless ``-
   the action set differs, unless ``--force`` (actions are then mapped by name, with a warning).
 - Writes per-episode raw returns (``episodes.csv``) and ``summary.json`` (mean, std, median, min,
   max, human-normalized score, the score set and the protocol), both atomically.
-- ``--record DIR`` writes one mp4 per episode, ``--record-best`` keeps only the best one.
+- ``--record DIR`` writes one mp4 per episode, ``--record-best`` keeps only the best one: of any
+  env that renders rgb frames (Atari games, fake, CartPole-v1, Acrobot-v1, MountainCar-v0...), at
+  the game's real speed (Atari 15 fps: one frame per agent step of 4 emulator frames at 60 Hz;
+  gymnasium envs their ``render_fps``); any other env is refused in one line.
 - ``--save-trajectories PATH`` writes what the agent saw and did to a compressed npz
   (``envs.trajectories``): the data of behaviour cloning.
 - SIGINT or SIGTERM, in any phase: one line, exit code 130 or 143, no traceback, no half-written
@@ -50,21 +53,17 @@ from agents.evaluation import (
     PROTOCOL_EVAL_EPSILON,
     Policy,
     agent_policy,
+    check_recordable,
     evaluate,
     load_policy,
+    make_recording_env,
     save_trajectories,
     summarize_returns,
 )
 from agents.interrupts import Interrupted, SignalGuard, pause_point
 from agents.loop import resolve_device
 from agents.pretrained import load_pretrained
-from envs.atari import (
-    FRAME_SKIP,
-    get_protocol,
-    is_atari_game,
-    make_atari_env,
-    print_games_if_requested,
-)
+from envs.atari import FRAME_SKIP, get_protocol, print_games_if_requested
 from envs.scores import HUMAN_SCORE_SET
 from envs.trajectories import TrajectoryRecorder
 from envs.vector import check_env_id
@@ -151,39 +150,47 @@ def default_epsilon(protocol_flag: str | None, config: dict) -> float:
 
 
 def recorded_episodes(act: Policy, env_id, args, protocol, epsilon) -> dict:
-    """Play each episode on a rendering env, writing one mp4 per episode."""
+    """Play each episode on a rendering env, writing one mp4 per episode at the game's speed."""
     from envs.video import record_episode
 
-    if not is_atari_game(env_id):
-        raise ValueError(f"--record: {env_id!r} cannot be recorded; recording needs an Atari game")
     args.record.mkdir(parents=True, exist_ok=True)
-    returns, lengths, paths = [], [], []
+    cap_steps = max(1, args.max_episode_frames // FRAME_SKIP)  # a gymnasium env's cap, as evaluate
+    loop_steps = -(-args.max_episode_frames // FRAME_SKIP)  # >= cap_steps: the env's cap ends it
+    returns, lengths, paths, records = [], [], [], []
     for k in range(args.episodes):
-        env = make_atari_env(env_id, protocol, "eval", seed=args.seed + k, render_mode="rgb_array",
-                             max_episode_frames=args.max_episode_frames)  # fmt: skip
+        env = make_recording_env(env_id, protocol, seed=args.seed + k,
+                                 max_episode_frames=args.max_episode_frames,
+                                 max_episode_steps=cap_steps)  # fmt: skip
 
         def policy(obs) -> int:
             pause_point("record")  # a test hook: waits for a signal when a test asks
             return int(act(np.asarray(obs)[None], epsilon)[0])
 
         try:
-            out = record_episode(
-                env, policy, args.record / f"episode_{k:03d}.mp4", seed=args.seed + k
-            )
+            out = record_episode(env, policy, args.record / f"episode_{k:03d}.mp4",
+                                 max_steps=loop_steps, seed=args.seed + k)  # fmt: skip
         finally:
             env.close()
         returns.append(out["return"])
         lengths.append(out["length"])
         paths.append(out["path"])
+        records.append(out)
     if args.record_best:
         best = int(np.argmax(returns))
         for k, path in enumerate(paths):
             if k != best:
                 Path(path).unlink()
-        paths = [paths[best]]
+        paths, records = [paths[best]], [records[best]]
     summary = summarize_returns(returns, env_id)
     summary.update(lengths=lengths, videos=paths)
+    summary["video_frames"] = [r["frames"] for r in records]
+    summary["video_fps"] = records[0]["fps"]
     return summary
+
+
+def video_line(path: str, frames: int, fps: float) -> str:
+    """``video: PATH (52 frames at 50 fps, 1.04 s)``."""
+    return f"video: {path} ({frames:,} frames at {fps:g} fps, {frames / fps:.2f} s)"
 
 
 def write_outputs(out_dir: Path, summary: dict) -> None:
@@ -257,6 +264,8 @@ def run(argv: list[str], signals: SignalGuard, phase: list[str]) -> int:
         if warning is not None:
             print(f"{PROG}: warning: {warning}", file=sys.stderr)
     env_id = state["env_id"] if args.env is None else args.env
+    if args.record is not None:
+        check_recordable("--record", env_id)
     protocol = args.protocol or config.get("protocol", "nature")
     epsilon = default_epsilon(args.protocol, config) if args.epsilon is None else args.epsilon
     if args.episodes is None:
@@ -296,8 +305,8 @@ def run(argv: list[str], signals: SignalGuard, phase: list[str]) -> int:
         write_outputs(out_dir, summary)
     print(summary_line(summary))
     print(f"summary: {out_dir / 'summary.json'}")
-    for path in summary.get("videos", []):
-        print(f"video: {path}")
+    for path, frames in zip(summary.get("videos", []), summary.get("video_frames", [])):
+        print(video_line(path, frames, summary["video_fps"]))
     if recorder is not None:
         print(f"trajectories: {summary['trajectories']} ({trajectories.num_steps} steps, "
               f"{trajectories.num_episodes} episodes)")  # fmt: skip

@@ -194,3 +194,82 @@ def test_bad_input_exits_2_with_one_line(pixels_run, tmp_path, capsys, args, mes
     err = capsys.readouterr().err.strip()
     assert rc == 2 and summary is None
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+# --- videos ------------------------------------------------------------------------------------
+
+
+def capture_facts(path: Path) -> tuple[int, int, int, float]:
+    """(frames decoded, width, height, fps) as OpenCV reads the mp4, every frame decoded."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames, sizes = 0, set()
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames += 1
+        sizes.add((frame.shape[1], frame.shape[0]))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    assert len(sizes) == 1, sizes
+    return frames, *sizes.pop(), fps
+
+
+@pytest.mark.parametrize(
+    ("env_id", "obs_shape", "actions", "fps", "size"),
+    [
+        ("CartPole-v1", (4,), 2, 50.0, (600, 400)),
+        ("Acrobot-v1", (6,), 3, 15.0, (500, 500)),
+        ("MountainCar-v0", (2,), 3, 30.0, (600, 400)),
+        ("fake", (4, 84, 84), 4, 15.0, (320, 420)),  # the Atari chain: 60 Hz / frame skip 4
+    ],
+)
+def test_record_writes_one_video_per_episode_at_the_games_speed(
+    tmp_path, capsys, env_id, obs_shape, actions, fps, size
+):
+    run, videos = tmp_path / "run", tmp_path / "videos"
+    make_checkpoint(run, env_id, obs_shape, actions, eval_epsilon=0.0)
+    # 40 frames: 10 agent steps at most (a gymnasium env's step cap, the Atari chain's frames)
+    rc, summary = run_evaluate(run, tmp_path / "eval", "--episodes", "2", "--record",
+                               str(videos), "--max-episode-frames", "40")  # fmt: skip
+    assert rc == 0
+    paths = [str(videos / "episode_000.mp4"), str(videos / "episode_001.mp4")]
+    assert sorted(str(p) for p in videos.iterdir()) == paths
+    lengths = summary["lengths"]
+    assert len(lengths) == 2 and all(1 <= n <= 10 for n in lengths), lengths
+    assert summary["videos"] == paths and summary["video_fps"] == fps
+    assert summary["video_frames"] == [n + 1 for n in lengths]  # the reset frame, one per step
+    for path, n in zip(paths, lengths):
+        assert capture_facts(Path(path)) == (n + 1, *size, fps)
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2:] == [
+        f"video: {path} ({n + 1} frames at {fps:g} fps, {(n + 1) / fps:.2f} s)"
+        for path, n in zip(paths, lengths)
+    ]
+
+
+def test_record_best_keeps_the_best_episodes_video(tmp_path, capsys):
+    run, videos = tmp_path / "run", tmp_path / "videos"
+    make_checkpoint(run, "CartPole-v1", (4,), 2, eval_epsilon=1.0)  # random play
+    rc, summary = run_evaluate(run, tmp_path / "eval", "--episodes", "3", "--record", str(videos),
+                               "--record-best")  # fmt: skip
+    assert rc == 0
+    best = int(np.argmax(summary["returns"]))
+    assert [p.name for p in videos.iterdir()] == [f"episode_{best:03d}.mp4"]
+    assert summary["video_frames"] == [summary["lengths"][best] + 1]
+    assert capture_facts(videos / f"episode_{best:03d}.mp4")[0] == summary["lengths"][best] + 1
+
+
+def test_record_refuses_an_env_without_rgb_frames_in_one_line(pixels_run, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    rc, summary = run_evaluate(pixels_run, tmp_path / "eval", "--record", str(videos))
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 2 and summary is None
+    assert err == [
+        "evaluate: error: --record: 'fake-pixels' cannot be recorded: it renders no rgb_array "
+        "frames (its render modes: none); recordable: Atari games, fake, and gymnasium envs that "
+        "render rgb_array frames (CartPole-v1, Acrobot-v1, MountainCar-v0...)"
+    ]
+    assert not videos.exists() and not (tmp_path / "eval").exists()

@@ -1,16 +1,24 @@
-"""Tests for envs.video: H.264/yuv420p mp4 writing, atomic writes, input checks, record_episode."""
+"""Tests for envs.video: H.264/yuv420p mp4 writing, atomic writes, input checks, record_episode;
+videos of every env that renders rgb frames (Atari, fake, CartPole, Acrobot, MountainCar) at the
+game's real speed, from record_episode, scripts.train --record-video and the refusals."""
 
+import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
+import cv2
 import gymnasium as gym
 import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from agents.evaluation import make_recording_env, recording_problem
 from envs import video
+from envs.fake import FakeAtariEnv, make_fake_atari_env
+from scripts import train as train_script
 
 # Saturated colours, far apart, so a decoded frame's mean identifies its source frame.
 PALETTE = np.array(
@@ -276,7 +284,8 @@ def test_record_episode_takes_frames_from_render_not_observations(tmp_path):
         return len(seen) % 3
 
     result = video.record_episode(env, policy, tmp_path / "ep.mp4", scale=2, seed=3)
-    assert result == {"path": str(tmp_path / "ep.mp4"), "frames": 6, "return": 15.0, "length": 5}
+    assert result == {"path": str(tmp_path / "ep.mp4"), "frames": 6, "return": 15.0, "length": 5,
+                      "fps": 30.0, "size": (320, 420)}  # fmt: skip
     assert [int(obs[0, 0]) for obs in seen] == [0, 10, 20, 30, 40]  # the policy saw observations
     assert env.actions == [1, 2, 0, 1, 2]
     decoded = decode(tmp_path / "ep.mp4")
@@ -340,6 +349,8 @@ def test_record_episode_on_pong_records_the_last_emulator_screen_of_each_step(tm
     screens.append(env.unwrapped.ale.getScreenRGB().copy())
     env.close()
     assert (result["frames"], result["length"], result["return"]) == (25, 24, 0.0)
+    assert (result["fps"], result["size"]) == (15.0, (320, 420))  # 60 Hz / frame skip 4, 2x
+    assert capture_facts(tmp_path / "pong.mp4") == (25, 320, 420, 15.0)
     assert shapes == [(84, 84)] * 24  # the policy saw 84x84 observations
     decoded = decode(tmp_path / "pong.mp4").astype(int)
     assert decoded.shape == (25, 420, 320, 3)
@@ -351,3 +362,133 @@ def test_record_episode_on_pong_records_the_last_emulator_screen_of_each_step(tm
     assert [pixels_off(decoded[i], screens[i]) for i in range(25)] == [0] * 25
     assert pixels_off(decoded[0], screens[-1]) > 1000  # the screens do differ over the episode
     assert pixels_off(decoded[1], screens[2]) > 100  # and a one-step shift would be caught
+
+
+# --- the frame rate and size of a game's video ---------------------------------------------------
+
+
+def capture_facts(path: Path) -> tuple[int, int, int, float]:
+    """(frames decoded, width, height, fps) as OpenCV reads the mp4, every frame decoded."""
+    capture = cv2.VideoCapture(str(path))
+    frames, sizes = 0, set()
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames += 1
+        sizes.add((frame.shape[1], frame.shape[0]))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    assert len(sizes) == 1, sizes
+    return frames, *sizes.pop(), fps
+
+
+def with_render_fps(fps):
+    env = StubEnv()
+    env.metadata = {"render_modes": ["rgb_array"], "render_fps": fps}
+    return env
+
+
+def test_playback_fps_is_the_emulator_rate_over_the_frame_skip_else_render_fps():
+    raw = FakeAtariEnv()
+    assert video.frames_per_step(raw) == 1.0 and video.playback_fps(raw) == 60.0
+    chain = make_fake_atari_env("nature", "eval")  # AtariPreprocessing(frame_skip=4)
+    assert video.frames_per_step(chain) == 4.0 and video.playback_fps(chain) == 15.0
+    skipped = gym.wrappers.MaxAndSkipObservation(FakeAtariEnv(), skip=2)
+    assert video.playback_fps(skipped) == 30.0
+    raw._frameskip = (2, 5)  # ale_py draws 2, 3 or 4 frames a step: 3 on average
+    assert video.frames_per_step(raw) == 3.0 and video.playback_fps(raw) == 20.0
+    assert video.frames_per_step(StubEnv()) is None
+    assert video.playback_fps(StubEnv()) == 30.0  # no render_fps declared: DEFAULT_FPS
+    assert video.playback_fps(with_render_fps(50)) == 50.0
+    for bad in (0, -5, float("nan"), float("inf"), "50", True, None):
+        assert video.playback_fps(with_render_fps(bad)) == 30.0
+
+
+@pytest.mark.parametrize(
+    ("env_id", "fps"), [("CartPole-v1", 50.0), ("Acrobot-v1", 15.0), ("MountainCar-v0", 30.0)]
+)
+def test_classic_control_envs_play_at_their_render_fps(env_id, fps):
+    env = make_recording_env(env_id, seed=0)
+    try:
+        assert env.render_mode == "rgb_array" and video.playback_fps(env) == fps
+    finally:
+        env.close()
+
+
+def test_auto_scale_keeps_the_longer_side_within_480_pixels():
+    assert video.auto_scale(np.zeros((210, 160, 3), np.uint8)) == 2  # the ALE's screen
+    assert video.auto_scale(np.zeros((400, 600, 3), np.uint8)) == 1  # CartPole, MountainCar
+    assert video.auto_scale(np.zeros((500, 500, 3), np.uint8)) == 1  # Acrobot
+    assert video.auto_scale(np.zeros((100, 60, 3), np.uint8)) == 4
+    assert video.auto_scale(np.zeros((481, 10, 3), np.uint8)) == 1
+
+
+def test_a_cartpole_episode_is_one_frame_per_step_at_50_fps(tmp_path):
+    env = make_recording_env("CartPole-v1", seed=0)
+    result = video.record_episode(env, lambda obs: 0, tmp_path / "cartpole.mp4", seed=0)
+    env.close()
+    # always pushing left: the pole falls after 11 steps (seed 0)
+    assert result == {"path": str(tmp_path / "cartpole.mp4"), "frames": 12, "return": 11.0,
+                      "length": 11, "fps": 50.0, "size": (600, 400)}  # fmt: skip
+    assert capture_facts(tmp_path / "cartpole.mp4") == (12, 600, 400, 50.0)
+    # the frames are the env's own renders: the reset screen first, the fallen pole last
+    again = make_recording_env("CartPole-v1", seed=0)
+    again.reset(seed=0)
+    screens = [again.render()]
+    for _ in range(11):
+        again.step(0)
+        screens.append(again.render())
+    again.close()
+    decoded = decode(tmp_path / "cartpole.mp4").astype(float)
+    errors = [np.abs(decoded[i] - screens[i]).mean() for i in range(12)]
+    assert max(errors) < 2.0, errors
+    assert np.abs(decoded[0] - screens[-1]).mean() > 2 * max(errors)  # and the screens differ
+
+
+@pytest.mark.parametrize(
+    ("env_id", "fps", "size"),
+    [("Acrobot-v1", 15.0, (500, 500)), ("MountainCar-v0", 30.0, (600, 400)),
+     ("fake", 15.0, (320, 420))],
+)  # fmt: skip
+def test_acrobot_mountaincar_and_the_fake_atari_env_record(tmp_path, env_id, fps, size):
+    env = make_recording_env(env_id, seed=0)
+    result = video.record_episode(env, lambda obs: 0, tmp_path / "v.mp4", max_steps=12, seed=0)
+    env.close()
+    assert (result["frames"], result["length"], result["fps"], result["size"]) == (
+        13,
+        12,
+        fps,
+        size,
+    )
+    assert capture_facts(tmp_path / "v.mp4") == (13, *size, fps)
+
+
+def test_recording_problem_names_what_cannot_be_recorded(monkeypatch):
+    for env_id in ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "fake", "Pong"):
+        assert recording_problem(env_id) is None
+    assert recording_problem("fake-pixels") == (
+        "it renders no rgb_array frames (its render modes: none)"
+    )
+    monkeypatch.setitem(sys.modules, "pygame", None)  # as on a machine without pygame
+    problem = recording_problem("CartPole-v1")
+    assert problem.startswith(
+        "rendering it failed (DependencyNotInstalled: pygame is not installed"
+    ), problem
+
+
+def test_train_records_a_cartpole_video_at_50_fps(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = train_script.main([
+        "--env", "CartPole-v1", "--preset", "smoke", "--total-steps", "200", "--learning-starts",
+        "199", "--final-eval-episodes", "1", "--eval-max-steps", "40", "--torch-threads", "1",
+        "--no-progress", "--record-video", "--output-dir", str(out),
+    ])  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["video"] == str(out / "videos" / "final.mp4")
+    assert summary["video_fps"] == 50.0
+    frames = summary["video_frames"]
+    assert 2 <= frames <= 41  # steps + 1, the episode capped at --eval-max-steps 40
+    assert capture_facts(out / "videos" / "final.mp4") == (frames, 600, 400, 50.0)
+    assert f"video: {out / 'videos' / 'final.mp4'}" in capsys.readouterr().out.splitlines()
