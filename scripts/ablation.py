@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from agents import checks
-from scripts._cli import cli_main
+from scripts._cli import ArgumentParser, cli_main
 
 PROG = "ablation"
 PLAIN = {"double_dqn": False}
@@ -71,11 +71,15 @@ def report(results: list[dict]) -> str:
 
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
-    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5],
+                   help="seeds of each variant")  # fmt: skip
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                   metavar="VARIANT", help=f"variants to run, of: {', '.join(VARIANTS)} "
+                   "(default: all of them)")  # fmt: skip
     p.add_argument("--jobs", type=int, default=2, help="parallel runs (one CPU thread each)")
-    p.add_argument("--output-dir", type=checks.path_arg, default=Path("runs/ablation"))
+    p.add_argument("--output-dir", type=checks.path_arg, default=Path("runs/ablation"),
+                   help="where the runs, ablation.json and ablation.md go")  # fmt: skip
     args = p.parse_args(argv)
     checks.check_number("--jobs", args.jobs, checks.Range(1, 1024, integer=True))
     for seed in args.seeds:

@@ -21,7 +21,7 @@ import numpy as np
 from agents import checks
 from agents.statistics import AGGREGATES, ScoreInput, bootstrap_intervals
 from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized, normalize_game_name
-from scripts._cli import cli_main
+from scripts._cli import ArgumentParser, cli_main
 
 PROG = "aggregate"
 
@@ -147,13 +147,13 @@ def format_table(result: Mapping[str, Any]) -> str:
 
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
-    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+", type=Path, help="run or evaluation directories")
-    p.add_argument(
-        "--output", type=checks.path_arg, default=None, help="write the result as JSON here"
-    )
-    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--output", type=checks.path_arg, default=None, metavar="FILE",
+                   help="also write the result as JSON here (default: none: print the table "
+                   "only)")  # fmt: skip
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = p.parse_args(argv)
     checks.check_number("--reps", args.reps, checks.BOOTSTRAP_REPS)
     checks.check_number("--seed", args.seed, checks.SEED)

@@ -45,7 +45,7 @@ import numpy as np
 
 from agents.statistics import aggregate, bootstrap_intervals
 from envs.atari100k import EIGHT_GAMES, GAMES, PUBLISHED, SCORE_SET, game_name, normalized, table
-from scripts._cli import cli_main
+from scripts._cli import ArgumentParser, cli_main
 
 PROG = "atari100k"
 SUITES = {"atari100k": GAMES, "eight": EIGHT_GAMES}
@@ -69,7 +69,9 @@ class Run:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
+                       epilog="Flags after -- go to every scripts.train call, e.g. -- "
+                       "--total-steps 2000.")  # fmt: skip
     p.add_argument("--games", default=None,
                    help="comma-separated games (default: Boxing,Breakout,Freeway,Kangaroo,"
                    "MsPacman,Pong,RoadRunner,Seaquest)")  # fmt: skip
@@ -77,11 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         choices=tuple(SUITES),
         default=None,
-        help="a named set of games: atari100k (all 26) or eight (the README's 8)",
+        help="a named set of games: atari100k (all 26) or eight (the README's 8) (default: "
+        "none: --games decides)",
     )
     p.add_argument("--seeds", nargs="+", default=["1"], help="seeds: 1, or 1,2, or 1 2")
-    p.add_argument("--preset", default="drq", help="training preset (default drq)")
-    p.add_argument("--output-dir", type=Path, default=Path("runs/atari100k"))
+    p.add_argument("--preset", default="drq", help="training preset")
+    p.add_argument("--output-dir", type=Path, default=Path("runs/atari100k"),
+                   help="one directory per game and seed, the report and the logs")  # fmt: skip
     p.add_argument("--jobs", type=int, default=1, help="training processes at a time")
     p.add_argument("--torch-threads", type=int, default=0,
                    help="CPU threads of each training (0: torch's default)")  # fmt: skip
@@ -95,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--bootstrap-reps",
         type=int,
         default=2000,
-        help="stratified-bootstrap resamples for the intervals (default 2000)",
+        help="stratified-bootstrap resamples for the intervals",
     )
     return p
 

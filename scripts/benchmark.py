@@ -144,14 +144,20 @@ def machine_info() -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from agents import checks
+    from scripts._cli import ArgumentParser
 
-    parser = checks.ArgumentParser(prog="benchmark", description=__doc__)
+    parser = ArgumentParser(prog="benchmark", description=__doc__.split("\n\n")[0],
+                            epilog=__doc__.split("\n\n", 1)[1])  # fmt: skip
     parser.add_argument("suite", choices=sorted(SUITES), help="which benchmark suite to run")
     parser.add_argument(
         "--steps", type=int, default=None, help="steps per measurement (default: the suite's)"
     )
     parser.add_argument(
-        "--json", type=checks.path_arg, default=None, help="also write the results here"
+        "--json",
+        type=checks.path_arg,
+        default=None,
+        metavar="FILE",
+        help="also write the results here, as JSON (default: none: print the table only)",
     )
     args = parser.parse_args(argv)
     if args.steps is not None:

@@ -12,7 +12,6 @@ then prints where each output is. ``--quick`` shortens everything (used by the t
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from agents.loop import train
 from agents.presets import cartpole, smoke
 from agents.pretrained import list_pretrained
 from scripts import evaluate as evaluate_script
-from scripts._cli import cli_main
+from scripts._cli import ArgumentParser, cli_main
 from scripts.plot import plot_learning_curves
 
 PROG = "demo"
@@ -30,9 +29,10 @@ PROG = "demo"
 
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    p.add_argument("--output-dir", type=Path, default=Path("runs/demo"))
-    p.add_argument("--game", default="Breakout")
+    p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--output-dir", type=Path, default=Path("runs/demo"),
+                   help="where every output of the tour goes")  # fmt: skip
+    p.add_argument("--game", default="Breakout", help="the Atari game of the short run")
     p.add_argument("--quick", action="store_true", help="a shortened tour (seconds, for tests)")
     args = p.parse_args(argv)
     out: Path = args.output_dir

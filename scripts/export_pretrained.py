@@ -30,7 +30,7 @@ from agents.pretrained import (
     save_pretrained,
 )
 from envs.atari import FRAME_SKIP
-from scripts._cli import cli_main
+from scripts._cli import ArgumentParser, cli_main
 from scripts.evaluate import default_epsilon
 
 PROG = "export_pretrained"
@@ -38,13 +38,13 @@ MAX_EPISODE_FRAMES = 108_000  # the protocols' 30-minute cap, as scripts/evaluat
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", help="checkpoint file, or a run directory")
     p.add_argument("--name", required=True, help="agent name: the files' stem (e.g. pong)")
     p.add_argument("--output-dir", type=checks.path_arg, default=PRETRAINED_DIR,
                    help="where the pair goes (default: agents/pretrained)")  # fmt: skip
-    p.add_argument("--episodes", type=int, default=30, help="evaluation episodes (default 30)")
-    p.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
+    p.add_argument("--episodes", type=int, default=30, help="evaluation episodes")
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed")
     p.add_argument("--full-precision", action="store_true", help="write float32, no fp16 trial")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return p

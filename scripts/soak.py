@@ -22,7 +22,7 @@ from pathlib import Path
 
 from agents import checks
 from agents.tracking import read_metrics
-from scripts._cli import cli_main
+from scripts._cli import ArgumentParser, cli_main
 
 PROG = "soak"
 
@@ -55,10 +55,15 @@ def newest_step(run_dir: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
-    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    p.add_argument("--minutes", type=float, default=30.0)
-    p.add_argument("--every-seconds", type=float, default=60.0)
-    p.add_argument("--output-dir", type=checks.path_arg, required=True)
+    p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
+                       epilog="Flags after -- go to scripts.train; --buffer-size is required "
+                       "there.")  # fmt: skip
+    p.add_argument("--minutes", type=float, default=30.0,
+                   help="how long the run goes before it is stopped with SIGINT")  # fmt: skip
+    p.add_argument("--every-seconds", type=float, default=60.0,
+                   help="seconds between memory samples")  # fmt: skip
+    p.add_argument("--output-dir", type=checks.path_arg, required=True,
+                   help="soak.csv, soak.json and the run (DIR/run)")  # fmt: skip
     args = p.parse_args(argv[:split])
     train_args = argv[split + 1 :]
     checks.check_number("--minutes", args.minutes, checks.Range(0.0, low_open=True))
