@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -64,6 +65,7 @@ from agents.runs import (
     final_summary,
     make_replay,
     new_run_id,
+    replay_device,
     resolve_device,
     restore_trainer,
     saved_replay_dir,
@@ -82,6 +84,35 @@ __all__ = [
     "resolve_device", "train",
 ]  # fmt: skip
 UPDATE_METRICS = ("losses/td_loss", "losses/q_values")
+LONG_EVALUATION = 30
+"""Episodes from which a periodic evaluation is announced before it starts (``evaluating N
+episodes ...``), as the final evaluation always is: long enough to leave the bar still a while."""
+
+
+def say(line: str) -> None:
+    """One line on stdout, written above the progress bar when one is shown (``tqdm.write``
+    clears the bar, writes the line and draws the bar again), so the bar stays one line."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def evaluation_line(result: dict[str, Any], step: int, env: str, final: bool = False) -> str:
+    """``eval @ step 20,000: return 21.30 +- 4.10 over 10 episodes (epsilon 0.05, nature
+    protocol)`` (``final eval @ ...`` for the final one); the protocol is named for the envs it
+    applies to (Atari games and ``fake``)."""
+    what = "final eval" if final else "eval"
+    line = f"{what} @ step {step:,}: return {result['mean_return']:.2f} +- "
+    line += f"{result['std_return']:.2f} over {plural(result['episodes'], 'episode')} "
+    line += f"(epsilon {result['epsilon']:g}"
+    if env == "fake" or is_atari_game(env):
+        line += f", {result['protocol']} protocol"
+    return line + ")"
 
 
 class Trainer:
@@ -154,6 +185,8 @@ class Trainer:
         )
         self._watch_optimizer()
         pause_point("startup")  # a test hook: waits for a signal when a test asks
+        print(f"device: {self.device} (networks), {replay_device(config, self.device)} (replay)",
+              flush=True)  # fmt: skip
         saved = saved_replay_dir(resumed) if resumed is not None else None
         keep = saved_replay_slots(saved) if saved is not None else None
         self.replay = make_replay(config, self.envs, self.device, keep_slots=keep)
@@ -196,6 +229,8 @@ class Trainer:
         self.metric_count = 0
         self.last_eval: dict[str, Any] | None = None
         self.last_eval_step = -1
+        self.bar: Any = None  # the progress bar while the steps run
+        self.last_sps: float | None = None
         self.solved_at: int | None = None
         self.learning_clock: tuple[int, float] | None = None  # (step, time) of the first update
         self.learning_sps: float | None = None  # agent steps/s once updates began
@@ -298,9 +333,13 @@ class Trainer:
         columns = [[None] * count if t is None else t.split(size) for t in whole]
         yield from (Batch(*fields) for fields in zip(*columns))
 
-    def run_evaluation(self, episodes: int) -> dict[str, Any]:
-        """Evaluate the network (a signal stops the evaluation at once)."""
+    def run_evaluation(self, episodes: int, final: bool = False) -> dict[str, Any]:
+        """Evaluate the network (a signal stops the evaluation at once) and say the result in one
+        line (``evaluation_line``), announced first when it is the ``final`` one or at least
+        ``LONG_EVALUATION`` episodes long; the progress bar shows its mean."""
         c = self.config
+        if final or episodes >= LONG_EVALUATION:
+            say(f"evaluating {plural(episodes, 'episode')} ...")
         self.agent.online.eval()  # noisy layers act on their mean weights when evaluated
         try:
             with self.signals.interruptible_phase():
@@ -321,7 +360,20 @@ class Trainer:
         self.tracker.log(metrics, self.global_step)
         self.last_eval = result
         self.last_eval_step = self.global_step
+        say(evaluation_line(result, self.global_step, c.env, final))
+        if self.bar is not None:
+            self.bar.set_postfix(self.postfix())
         return result
+
+    def postfix(self) -> dict[str, str]:
+        """What the progress bar shows after its counts: steps per second, the mean of the last
+        20 episodes' returns, epsilon, and the last evaluation's mean return."""
+        recent = np.mean(self.recent_returns) if self.recent_returns else float("nan")
+        shown = {"sps": "-" if self.last_sps is None else f"{self.last_sps:.0f}",
+                 "ret": f"{recent:.1f}", "eps": f"{self.epsilon():.3f}"}  # fmt: skip
+        if self.last_eval is not None:
+            shown["eval"] = f"{self.last_eval['mean_return']:.1f}"
+        return shown
 
     def _log(self, t0: float, start_step: int) -> float:
         """Log the interval's means; the one host synchronisation of the interval."""
@@ -426,9 +478,8 @@ class Trainer:
         self._t0 = t0 = time.perf_counter()
         with self.signals.interruptible_phase():
             obs = self.obs = self._first_obs()
-        sps = 0.0
-        bar = tqdm(total=c.total_steps, initial=self.global_step, disable=not c.progress,
-                   unit="step", dynamic_ncols=True)  # fmt: skip
+        bar = self.bar = tqdm(total=c.total_steps, initial=self.global_step,
+                              disable=not c.progress, unit="step", dynamic_ncols=True)  # fmt: skip
         try:
             if start_step > 0 and self.global_step >= self.next_eval:  # cut short by a signal
                 self.next_eval += c.eval_every_steps
@@ -439,15 +490,10 @@ class Trainer:
                     obs = self._step(obs, n)
                     if self.global_step >= self.next_log:
                         self.phase = "logging"
-                        sps = self._log(t0, start_step)
+                        self.last_sps = self._log(t0, start_step)
                         self.next_log += c.log_every_steps
                         bar.update(self.global_step - bar.n)
-                        recent = (
-                            np.mean(self.recent_returns) if self.recent_returns else float("nan")
-                        )
-                        bar.set_postfix(
-                            sps=f"{sps:.0f}", ret=f"{recent:.1f}", eps=f"{self.epsilon():.3f}"
-                        )
+                        bar.set_postfix(self.postfix())
                     # Evaluate, then checkpoint: the checkpoint holds the step's whole state,
                     # its schedule positions already advanced, so a resumed run neither
                     # evaluates nor checkpoints this step again.
@@ -460,6 +506,7 @@ class Trainer:
                         self.checkpoint()
         finally:
             bar.close()
+            self.bar = None
         end = time.perf_counter()
         if self.learning_clock is not None:
             step0, time0 = self.learning_clock
@@ -514,6 +561,8 @@ class Trainer:
             raise
         if c.stop_at_return is not None and result["mean_return"] >= c.stop_at_return:
             self.solved_at = self.global_step
+            say(f"solved at step {self.global_step:,}: mean return {result['mean_return']:.2f} "
+                f">= threshold {c.stop_at_return:.2f}")  # fmt: skip
             return True
         return False
 

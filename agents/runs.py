@@ -57,6 +57,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def replay_device(config: TrainConfig, device: torch.device) -> torch.device:
+    """Where the replay lives: ``--replay-device``, or with auto the networks' ``device``."""
+    return device if config.replay_device == "auto" else torch.device(config.replay_device)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -119,9 +124,11 @@ def replay_bytes(
 
 
 def format_bytes(n: int) -> str:
-    if n >= 1e9:
+    """``8.5 kB``, ``28.3 MB``, ``7.06 GB``: kB and MB with one decimal, GB (from 1 GB on) with
+    two; a size that would round to 1000.0 of a unit is written in the next one."""
+    if n >= 999_950_000:
         return f"{n / 1e9:.2f} GB"
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+    return f"{n / 1e6:.1f} MB" if n >= 999_950 else f"{n / 1e3:.1f} kB"
 
 
 def make_replay(
@@ -149,18 +156,18 @@ def _build_replay(
     space = envs.single_observation_space
     frame_shape = tuple(space.shape[1:] if envs.frame_stack > 1 else space.shape)
     frame_dtype = torch.uint8 if space.dtype == np.uint8 else torch.float32
-    replay_device = device if config.replay_device == "auto" else torch.device(config.replay_device)
+    where = replay_device(config, device)
     capacity = envs.num_envs * slots
     if announce is not None:
         size = replay_bytes(envs.num_envs, slots, frame_shape, frame_dtype, config.prioritized)
         line = f"{'prioritized ' if config.prioritized else ''}replay: {capacity:,} transitions "
-        line += f"({format_bytes(size)}) on {replay_device}"
+        line += f"({format_bytes(size)}) on {where}"
         print(f"{line}: {announce}" if announce else line, flush=True)
     replay = ReplayBuffer(
         capacity=capacity, num_streams=envs.num_envs, frame_shape=frame_shape,
         frame_dtype=frame_dtype, frame_stack=envs.frame_stack,
         stack_padding=envs.stack_padding or "zero", n_step=config.n_step, gamma=config.gamma,
-        device=replay_device, seed=config.seed,
+        device=where, seed=config.seed,
     )  # fmt: skip
     if not config.prioritized:
         return replay
@@ -389,7 +396,7 @@ def final_summary(t: Trainer, sps: float) -> dict[str, Any]:
         final = t.last_eval  # an evaluation of these same weights was just made
     elif c.final_eval_episodes > 0:
         t.phase = "final evaluation"
-        final = t.run_evaluation(c.final_eval_episodes)  # a signal stops it at once
+        final = t.run_evaluation(c.final_eval_episodes, final=True)  # a signal stops it at once
     else:
         final = None
     if final is not None:
