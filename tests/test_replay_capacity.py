@@ -45,8 +45,9 @@ def test_a_short_runs_replay_is_capped_and_announced_before_allocation(tmp_path,
     assert (replay.num_streams, replay.slots) == (1, 4_007)  # not 1,000,000 (7.06 GB)
     assert replay.nbytes == replay_bytes(1, 4_007, (84, 84), torch.uint8, False) == 28_328_532
     assert capsys.readouterr().out.splitlines() == [
+        "device: cpu (networks), cpu (replay)",
         "replay: 4,007 transitions (28.3 MB) on cpu: --buffer-size 1,000,000 capped at what "
-        "--total-steps 4,000 can fill"
+        "--total-steps 4,000 can fill",
     ]
 
 
@@ -56,8 +57,9 @@ def test_a_capped_replay_over_parallel_envs(tmp_path, capsys):
     replay = Trainer(config).replay
     assert (replay.num_streams, replay.slots) == (4, 1_007)
     assert capsys.readouterr().out.splitlines() == [
+        "device: cpu (networks), cpu (replay)",
         "replay: 4,028 transitions (28.5 MB) on cpu: --buffer-size 1,000,000 capped at what "
-        "--total-steps 4,000 can fill"
+        "--total-steps 4,000 can fill",
     ]
 
 
@@ -67,7 +69,10 @@ def test_a_run_longer_than_the_buffer_keeps_buffer_size(tmp_path, capsys):
     replay = Trainer(config).replay
     assert (replay.num_streams, replay.slots) == (1, 1_000)
     assert replay.nbytes == 7_075_056
-    assert capsys.readouterr().out.splitlines() == ["replay: 1,000 transitions (7.1 MB) on cpu"]
+    assert capsys.readouterr().out.splitlines() == [
+        "device: cpu (networks), cpu (replay)",
+        "replay: 1,000 transitions (7.1 MB) on cpu",
+    ]
 
 
 def test_prioritized_replay_follows_the_cap(tmp_path, capsys):
@@ -80,8 +85,9 @@ def test_prioritized_replay_follows_the_cap(tmp_path, capsys):
     allocated = replay.replay.nbytes + replay.sampler.tree.tree.numel() * 8
     assert allocated == replay_bytes(1, 606, (4,), torch.float32, True) == 23_136
     assert capsys.readouterr().out.splitlines() == [
+        "device: cpu (networks), cpu (replay)",
         "prioritized replay: 606 transitions (23.1 kB) on cpu: --buffer-size 50,000 capped at "
-        "what --total-steps 600 can fill"
+        "what --total-steps 600 can fill",
     ]
 
 
@@ -182,7 +188,8 @@ def test_extending_a_short_run_grows_its_saved_replay(tmp_path, capsys):
     capsys.readouterr()
     assert train_main(["--resume", str(out), "--total-steps", "600"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[:2] == [
+    assert lines[:3] == [
+        "device: cpu (networks), cpu (replay)",
         "replay: 607 transitions (4.3 MB) on cpu: --buffer-size 2,000 capped at what "
         "--total-steps 600 can fill",
         "replay: the saved replay of 307 transitions (a shorter run's) goes on in this one's 607",
@@ -211,10 +218,11 @@ def test_a_saved_replay_larger_than_the_new_cap_is_kept(tmp_path, monkeypatch, c
     assert saved_slots(out) == 607
     capsys.readouterr()
     assert train_main(["--resume", str(out), "--total-steps", "400"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == (
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "device: cpu (networks), cpu (replay)",
         "replay: 607 transitions (4.3 MB) on cpu: the size of the saved replay it resumes "
-        "(--buffer-size 2,000)"
-    )
+        "(--buffer-size 2,000)",
+    ]
     state = load_checkpoint(out)
     assert state["global_step"] == 400 and saved_slots(out) == 607
     assert state["updates"] == (400 - 100) // 4  # no refill
