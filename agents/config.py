@@ -1,8 +1,9 @@
 """Run settings: one frozen dataclass (each field documented) and named presets.
 
-The command line of ``scripts/train.py`` is generated from ``TrainConfig`` (tyro), so a flag, its
-help and its default live here only. Presets are plain functions returning a config; the CLI
-starts from the chosen preset and applies the user's flags on top.
+The command line of ``scripts/train.py`` is generated from ``TrainConfig`` (``scripts._cli``): a
+flag per field, its help the docstring under the field, its heading in ``--help`` from
+``FLAG_GROUPS``, so a flag, its help and its default live here only. Presets are plain functions
+returning a config; the CLI starts from the chosen preset and applies the user's flags on top.
 
 Units: ``*_steps`` count agent steps summed over all parallel envs (one agent step = one action in
 one env = 4 emulator frames under frame skip 4); ``global_step`` is that sum.
@@ -42,7 +43,7 @@ class TrainConfig:
     when that directory exists, so each run gets its own. A directory that already holds a run is
     refused: continue it with --resume DIR, or replace it with --overwrite."""
     exp_name: str | None = None
-    """Name of the run in Weights & Biases (default: the name of its output directory)."""
+    """Name of the run in Weights & Biases."""
     device: str = "auto"
     """Torch device for the networks: auto (cuda when available), cpu or cuda."""
     replay_device: str = "auto"
@@ -197,6 +198,45 @@ class TrainConfig:
         if "epsilon_decay_steps" in changes and "epsilon_decay_fraction" not in changes:
             changes["epsilon_decay_fraction"] = None
         return dataclasses.replace(self, **changes)
+
+
+FLAG_GROUPS: dict[str, tuple[str, ...]] = {
+    "run and env": ("env", "preset", "seed", "total_steps", "num_envs", "protocol", "output_dir"),
+    "algorithm": (
+        "buffer_size", "batch_size", "learning_starts", "train_frequency", "gradient_steps",
+        "gamma", "loss", "optimizer", "learning_rate", "optimizer_eps", "rmsprop_alpha",
+        "max_grad_norm", "target_update_steps", "tau", "hidden", "epsilon_start", "epsilon_end",
+        "epsilon_decay_steps", "epsilon_decay_fraction", "epsilon_decay_start", "augment",
+        "augment_pad", "augment_intensity",
+    ),
+    "Rainbow switches": (
+        "double_dqn", "dueling", "n_step", "prioritized", "priority_alpha", "priority_beta_start",
+        "distributional", "num_atoms", "v_min", "v_max", "noisy", "noisy_sigma0", "shared_hidden",
+    ),
+    "evaluation and logging": (
+        "eval_epsilon", "eval_every_steps", "eval_episodes", "final_eval_episodes",
+        "stop_at_return", "eval_max_steps", "record_video", "checkpoint_every_steps",
+        "keep_checkpoints", "save_replay", "log_every_steps", "progress", "track", "wandb_mode",
+        "wandb_project", "wandb_entity", "wandb_group", "wandb_tags", "exp_name",
+        "wandb_init_timeout",
+    ),
+    "speed": (
+        "device", "replay_device", "torch_threads", "compile", "cuda_graphs", "tf32",
+        "async_envs",
+    ),
+}  # fmt: skip
+"""The headings of ``scripts/train.py --help``, in order, and the fields under each: every field
+in exactly one; the fast-path switches last."""
+
+UNSET_MEANS: dict[str, str] = {
+    "exp_name": "the name of the output directory",
+    "epsilon_decay_fraction": "none: --epsilon-decay-steps is the decay length",
+    "stop_at_return": "none: train for all of --total-steps",
+    "wandb_entity": "wandb's default entity for the login",
+    "wandb_group": "none: no group",
+    "wandb_tags": "none: no tags",
+}
+"""What a setting that is None or empty means, as ``--help`` shows its default."""
 
 
 def epsilon_decay_length(config: TrainConfig) -> int:

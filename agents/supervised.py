@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -27,9 +28,12 @@ from envs.augment import augment_images
 from envs.datasets import Dataset, dataset_kind
 from networks import MLP, ClassifierHead, LeNet5, NatureCNN, Network, make_activation
 
-MODELS = ("mlp", "lenet", "nature-cnn")
-OPTIMIZERS = ("adam", "sgd")
-WANDB_MODES = ("auto", "online", "offline", "disabled")
+Model = Literal["mlp", "lenet", "nature-cnn"]
+Optimizer = Literal["adam", "sgd"]
+WandbMode = Literal["auto", "online", "offline", "disabled"]
+MODELS: tuple[str, ...] = get_args(Model)
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+WANDB_MODES: tuple[str, ...] = get_args(WandbMode)
 NATURE_CNN_MIN_SIDE = 36  # 8x8/4, 4x4/2, 3x3/1 convolutions leave one pixel at 36x36
 
 
@@ -41,7 +45,7 @@ class SupervisedConfig:
     """Dataset: xor, digits (scikit-learn's 8x8 digits), mnist (IDX files in --data-dir),
     atari-frames (random-policy frames of 5 Atari games, labelled by game) or trajectories:PATH
     (a teacher's play from scripts.evaluate --save-trajectories, labelled by its actions)."""
-    model: str = "mlp"
+    model: Model = "mlp"
     """Model: mlp, lenet (LeNet-5) or nature-cnn (the DQN conv torso, images >= 36x36)."""
     output_dir: Path = Path("runs/supervised")
     """Where model.pt, summary.json and confusion_matrix.png are written."""
@@ -49,9 +53,9 @@ class SupervisedConfig:
     """Passes over the training set."""
     batch_size: int | None = None
     """Examples per gradient step."""
-    lr: float | None = None
+    learning_rate: float | None = None
     """Initial learning rate (decayed to 0 along a cosine)."""
-    optimizer: str = "adam"
+    optimizer: Optimizer = "adam"
     """Optimizer: adam or sgd (momentum 0.9)."""
     weight_decay: float | None = None
     """L2 penalty (decoupled for Adam, i.e. AdamW)."""
@@ -71,11 +75,11 @@ class SupervisedConfig:
     """Seed of weights, batch order and augmentation (the data splits are fixed)."""
     data_dir: Path | None = None
     """Folder of file-based datasets (mnist: the four IDX files, raw or .gz; else data/mnist)."""
-    threads: int = 1
+    torch_threads: int = 1
     """CPU threads for torch, at most the machine's (more lose to sync on these small models)."""
     track: bool = False
     """Also log to Weights & Biases (metrics.csv in --output-dir is always written)."""
-    wandb_mode: str = "auto"
+    wandb_mode: WandbMode = "auto"
     """wandb mode: auto, online, offline, disabled (auto: WANDB_MODE, online with a key, else
     offline)."""
     wandb_project: str = "atari-dqn-supervised"
@@ -84,19 +88,39 @@ class SupervisedConfig:
     """Show a progress bar."""
 
 
+SUPERVISED_FLAG_GROUPS: dict[str, tuple[str, ...]] = {
+    "run and data": ("dataset", "model", "output_dir", "data_dir", "seed"),
+    "training": ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "dropout",
+                 "activation", "hidden"),
+    "augmentation": ("augment", "max_shift_pixels", "intensity_jitter"),
+    "logging": ("progress", "track", "wandb_mode", "wandb_project"),
+    "speed": ("torch_threads",),
+}  # fmt: skip
+"""The headings of ``scripts/train_supervised.py --help``, in order, and the fields under each:
+every field in exactly one."""
+
+UNSET_MEANS = {
+    "data_dir": "data/mnist",
+    "hidden": "none: only the mlp has hidden widths",
+}
+"""What a None setting that no preset fills means, as ``--help`` shows its default."""
+
+
 # Generic defaults per model, then overrides per (dataset, model). The digits entries are tuned
 # so that MLP >= 97.0% and LeNet >= 98.5% test accuracy hold with margin in well under 60 s.
 PRESETS: dict[str | tuple[str, str], dict[str, object]] = {
-    "mlp": dict(epochs=30, batch_size=64, lr=1e-3, weight_decay=0.0, dropout=0.2,
+    "mlp": dict(epochs=30, batch_size=64, learning_rate=1e-3, weight_decay=0.0, dropout=0.2,
                 max_shift_pixels=1, intensity_jitter=0.1, activation="relu", hidden=(256, 256)),
-    "lenet": dict(epochs=15, batch_size=64, lr=1e-3, weight_decay=0.0, dropout=0.0,
+    "lenet": dict(epochs=15, batch_size=64, learning_rate=1e-3, weight_decay=0.0, dropout=0.0,
                   max_shift_pixels=2, intensity_jitter=0.1, activation="relu"),
-    "nature-cnn": dict(epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, dropout=0.0,
-                       max_shift_pixels=4, intensity_jitter=0.1, activation="relu"),
-    ("xor", "mlp"): dict(epochs=60, batch_size=32, lr=1e-2, dropout=0.0, hidden=(8,),
+    "nature-cnn": dict(epochs=10, batch_size=64, learning_rate=1e-3, weight_decay=0.0,
+                       dropout=0.0, max_shift_pixels=4, intensity_jitter=0.1, activation="relu"),
+    ("xor", "mlp"): dict(epochs=60, batch_size=32, learning_rate=1e-2, dropout=0.0, hidden=(8,),
                          activation="tanh"),
-    ("digits", "mlp"): dict(epochs=100, batch_size=32, lr=2e-3, dropout=0.3, hidden=(256, 256)),
-    ("digits", "lenet"): dict(epochs=120, batch_size=32, lr=2e-3, dropout=0.3, max_shift_pixels=1),
+    ("digits", "mlp"): dict(epochs=100, batch_size=32, learning_rate=2e-3, dropout=0.3,
+                            hidden=(256, 256)),
+    ("digits", "lenet"): dict(epochs=120, batch_size=32, learning_rate=2e-3, dropout=0.3,
+                              max_shift_pixels=1),
     # atari-frames: every model is at 100% test accuracy after one epoch (5 games, 2000 stacks);
     # fewer epochs keep a whole run near 20 s (nature-cnn) to 30 s (lenet, mlp) on one core.
     ("atari-frames", "nature-cnn"): dict(epochs=3),
@@ -141,14 +165,14 @@ def _supervised_ranges() -> dict:
     return {
         "epochs": POSITIVE_INT,
         "batch_size": POSITIVE_INT,
-        "lr": Range(0.0, low_open=True),
+        "learning_rate": Range(0.0, low_open=True),
         "weight_decay": Range(0.0),
         "dropout": Range(0.0, 1.0, high_open=True),
         "max_shift_pixels": COUNT,
         "intensity_jitter": Range(0.0, 1.0, high_open=True),
         "hidden": POSITIVE_INT,
         "seed": SEED,
-        "threads": POSITIVE_INT,  # at most the machine's cores are used
+        "torch_threads": POSITIVE_INT,  # at most the machine's cores are used
     }
 
 
@@ -287,7 +311,7 @@ def train_classifier(
     check_fits(cfg.model, dataset)
     # Process-wide. On 2 shared cores a second thread made xor 12x and LeNet up to 8x slower
     # whenever another process was busy (OpenMP threads wait on each other); 1 is the default.
-    torch.set_num_threads(min(cfg.threads, os.cpu_count() or 1))
+    torch.set_num_threads(min(cfg.torch_threads, os.cpu_count() or 1))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     start = time.perf_counter()
@@ -300,10 +324,12 @@ def train_classifier(
         cfg.dropout,
     )
     if cfg.optimizer == "adam":
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(
+            net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+        )
     else:
         opt = torch.optim.SGD(
-            net.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
+            net.parameters(), lr=cfg.learning_rate, momentum=0.9, weight_decay=cfg.weight_decay
         )
     n = len(dataset.x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)

@@ -1,30 +1,38 @@
-"""What the command-line scripts share: one parser, and user errors as one stderr line with exit
-code 2.
+"""What the command-line scripts share: one parser, flags generated from a config dataclass, and
+user errors as one stderr line with exit code 2.
 
 Library code raises ``ValueError`` with one clear message for anything a user can get wrong
 (unknown name, bad number, missing file); a script's ``main`` wrapped in ``cli_main`` prints that
 message on one line, without a traceback, and returns 2. ``SystemExit`` raised while parsing
-(``--help``, a malformed flag) becomes the return value, so tests can call ``main([...])``
-in-process.
+(``--help``) becomes the return value, so tests can call ``main([...])`` in-process.
 
 - ``ArgumentParser``: argparse whose parse errors are one line, that takes no abbreviated flags,
   names the closest known flag when one is unknown (difflib, and ``RENAMED_FLAGS`` for old
   spellings), and shows every option's default in ``--help``.
+- ``add_config_flags``: one flag per field of a frozen dataclass config (``TrainConfig``,
+  ``SupervisedConfig``): ``--field-name`` (``--field_name`` is accepted too), its help from the
+  attribute docstring under the field, its type from the annotation (int, float, str, Path, bool
+  as ``--flag/--no-flag``, Literal as choices, ``X | None`` taking ``none``, tuples as a list of
+  values), the default the run would use, and the fields under headings. A value that does not
+  convert is refused naming the flag, the value and what is accepted.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import ast
+import dataclasses
 import difflib
 import functools
-import io
+import inspect
 import re
 import sys
 import textwrap
+import types
 import typing
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
 
 USER_ERROR_EXIT_CODE = 2
 RENAMED_FLAGS = {"--lr": "--learning-rate", "--threads": "--torch-threads"}
@@ -68,7 +76,7 @@ def cli_main(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
                 return main(*args, **kwargs)
             except ValueError as error:
                 return report_user_error(error, prog)
-            except SystemExit as done:  # argparse / tyro: --help or a malformed flag
+            except SystemExit as done:  # argparse: --help
                 if done.code is None or isinstance(done.code, int):
                     return done.code or 0
                 print(done.code, file=sys.stderr)
@@ -187,56 +195,216 @@ class ArgumentParser(argparse.ArgumentParser):
         return parsed
 
 
-T = TypeVar("T")
+# -- flags generated from a dataclass ----------------------------------------------------------
 
 
-def condense_tyro_error(text: str, prog: str) -> str:
-    """tyro's boxed parse error as one line: the message, a suggested flag if any, the help hint.
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """``{field: the docstring under it, as one paragraph}``, read from the class source."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = next(n for n in tree.body if isinstance(n, ast.ClassDef)).body
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(inspect.cleandoc(after.value.value).split())
+    return docs
 
-    The box is a title, the message, then sections (help text, suggestions) between rules."""
-    lines = []  # (is_rule, text)
-    for raw in text.splitlines():
-        core = raw.strip(" \t│╭╮╰╯")
-        if core and set(core) <= set("-─ "):
-            lines.append((True, ""))
-        elif core.strip("─ "):
-            lines.append((False, core.strip("─ ")))
-    if not lines:
-        return f"bad flags (see {prog} --help)"
-    sections, current = [], []
-    for is_rule, line in lines[1:]:  # lines[0] is the title
-        if is_rule:
-            if current:
-                sections.append(current)
-            current = []
+
+def split_optional(hint: object) -> tuple[object, bool]:
+    """``(X, True)`` for ``X | None``, else ``(hint, False)``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(args) == 2:
+            return rest[0], True
+    return hint, False
+
+
+def _is_tuple(hint: object) -> bool:
+    return typing.get_origin(hint) is tuple
+
+
+_WORDS = {
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+    Path: ("a path", "paths"),
+}
+_METAVARS = {int: "INT", float: "FLOAT", str: "STR", Path: "PATH"}
+
+
+def accepted_words(hint: object, choices: Sequence[str] | None = None) -> str:
+    """What a flag of type ``hint`` accepts, in words ("an integer or none", "one of a, b")."""
+    inner, optional = split_optional(hint)
+    if _is_tuple(inner):
+        element = typing.get_args(inner)[0]
+        words = _WORDS.get(element, ("a string", "strings"))[1] + " separated by spaces"
+    elif choices is not None or typing.get_origin(inner) is Literal:
+        words = "one of " + ", ".join(map(str, choices or typing.get_args(inner)))
+    else:
+        words = _WORDS.get(inner, ("a string", "strings"))[0]
+    return words + (" or none" if optional else "")
+
+
+def _metavar(hint: object, choices: Sequence[str] | None) -> str:
+    inner, optional = split_optional(hint)
+    if _is_tuple(inner):  # [INT ...]; none is a word of the help text
+        inner, optional = typing.get_args(inner)[0], False
+    if choices is not None or typing.get_origin(inner) is Literal:
+        text = "{" + ",".join(map(str, choices or typing.get_args(inner))) + "}"
+    else:
+        text = _METAVARS.get(inner, "STR")
+    return f"{text}|none" if optional else text
+
+
+def convert(flag: str, hint: object, raw: str | list[str], choices: Sequence[str] | None = None):
+    """``raw`` (one string, or a list for a tuple field) as a value of type ``hint``; ``none``
+    (any case) is None where the field may be None. Raises ``argparse.ArgumentError`` naming the
+    flag, the value and what is accepted."""
+    inner, optional = split_optional(hint)
+    if optional and (raw if isinstance(raw, str) else " ".join(raw)).lower() == "none":
+        return None
+
+    def refuse(text: str) -> typing.NoReturn:
+        words = accepted_words(hint, choices)
+        raise argparse.ArgumentError(None, f"{flag}: {text!r} is not accepted; use {words}")
+
+    def one(kind: object, text: str) -> object:
+        if typing.get_origin(kind) is Literal:
+            match = [a for a in typing.get_args(kind) if str(a) == text]
+            return match[0] if match else refuse(text)
+        if choices is not None and text not in choices:
+            refuse(text)
+        try:
+            if kind is int:
+                return int(text)
+            if kind is float:
+                return float(text)
+        except ValueError:
+            refuse(text)
+        if kind is Path:
+            return Path(text) if text.strip() else refuse(text)
+        return text
+
+    if _is_tuple(inner):
+        element = typing.get_args(inner)[0]
+        return tuple(one(element, text) for text in raw)
+    return one(inner, raw)
+
+
+class FieldAction(argparse.Action):
+    """Stores a flag's value converted to its field's type (``convert``)."""
+
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str,
+        hint: object = str,
+        accepted: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.hint, self.accepted = hint, accepted
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        flag = self.option_strings[0]
+        setattr(namespace, self.dest, convert(flag, self.hint, values, self.accepted))
+
+
+def field_flags(cls: type) -> list[str]:
+    """Every flag ``add_config_flags`` makes for ``cls`` (``--no-x`` of the switches too)."""
+    from agents import checks
+
+    hints = typing.get_type_hints(cls)
+    flags = []
+    for field in dataclasses.fields(cls):
+        flags.append(checks.flag_name(field.name))
+        if hints[field.name] is bool:
+            flags.append("--no-" + checks.flag_name(field.name)[2:])
+    return flags
+
+
+def check_groups(cls: type, groups: Mapping[str, Sequence[str]]) -> None:
+    """Raise unless every field of ``cls`` is in exactly one of ``groups``."""
+    listed = [name for names in groups.values() for name in names]
+    fields = [f.name for f in dataclasses.fields(cls)]
+    twice = sorted({n for n in listed if listed.count(n) > 1})
+    missing, unknown = sorted(set(fields) - set(listed)), sorted(set(listed) - set(fields))
+    if twice or missing or unknown:
+        raise RuntimeError(
+            f"{cls.__name__} flag groups: twice {twice}, missing {missing}, unknown {unknown}"
+        )
+
+
+def default_texts(config: object, unset_means: Mapping[str, str]) -> dict[str, str]:
+    """``{field: its default as --help shows it}``: the value of ``config``, or for a None or
+    empty value what it means (``unset_means``)."""
+    texts = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if value is None or value == ():
+            texts[field.name] = unset_means.get(field.name, "none")
         else:
-            current.append(line)
-    if current:
-        sections.append(current)
-    message = " ".join(sections[0]) if sections else lines[0][1]
-    for section in sections[1:]:
-        if section[0].startswith("Perhaps you meant"):
-            flags = [line.split()[0] for line in section[1:] if line.startswith("--")]
-            if flags:
-                message += f"; did you mean {', '.join(flags[:3])}?"
-    return f"{message} (see {prog} --help)"
+            texts[field.name] = shown_default(value)
+    return texts
 
 
-def tyro_cli(
-    cls: type[T], default: T, args: Sequence[str], prog: str, description: str | None = None
-) -> T:
-    """``tyro.cli`` whose parse errors become one ``ValueError`` line (exit 2 via cli_main);
-    ``description``: the text ``--help`` shows above the flags (default: the class docstring)."""
-    import tyro
+def add_config_flags(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    groups: Mapping[str, Sequence[str]],
+    defaults: Mapping[str, str],
+    choices: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """One flag per field of ``cls``, under the headings of ``groups`` in their order, each
+    help text ending with ``(default: defaults[field])``; a field no group names (``check_groups``
+    is what the tests hold the groups to) comes last, under "other settings". Nothing is stored
+    for a flag not given (``config_flag_values`` returns the given ones)."""
+    from agents import checks
 
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            return tyro.cli(
-                cls, default=default, args=list(args), prog=prog, description=description
+    hints, docs = typing.get_type_hints(cls), field_docs(cls)
+    placed: set[str] = set()
+    ordered = {title: [n for n in names if n in hints] for title, names in groups.items()}
+    ordered["other settings"] = [
+        f.name for f in dataclasses.fields(cls) if all(f.name not in g for g in groups.values())
+    ]
+    for title, names in ordered.items():
+        if not names:
+            continue
+        group = parser.add_argument_group(title)
+        for name in names:
+            if name in placed:
+                continue
+            placed.add(name)
+            hint, flag = hints[name], checks.flag_name(name)
+            text = _escape(f"{docs.get(name, '')} (default: {defaults[name]})".strip())
+            if hint is bool:
+                group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                                   default=argparse.SUPPRESS, help=text)  # fmt: skip
+                continue
+            accepted = (choices or {}).get(name)
+            group.add_argument(
+                flag,
+                dest=name,
+                action=FieldAction,
+                hint=hint,
+                accepted=accepted,
+                nargs="*" if _is_tuple(split_optional(hint)[0]) else None,
+                default=argparse.SUPPRESS,
+                metavar=_metavar(hint, accepted),
+                help=text,
             )
-    except SystemExit as done:
-        if done.code in (0, None):
-            raise
-        text = re.sub(r"\x1b\[[0-9;]*m", "", captured.getvalue())
-        raise ValueError(condense_tyro_error(text, prog)) from None
+
+
+def config_flag_values(namespace: argparse.Namespace, cls: type) -> dict[str, object]:
+    """``{field: value}`` of the flags given (the fields ``add_config_flags`` stored)."""
+    return {
+        f.name: getattr(namespace, f.name)
+        for f in dataclasses.fields(cls)
+        if hasattr(namespace, f.name)
+    }

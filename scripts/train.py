@@ -1,7 +1,8 @@
 """Train a DQN agent: ``python -m scripts.train --env Breakout --preset cleanrl --seed 1``.
 
-Flags come from ``agents.config.TrainConfig`` (``--help`` lists them with their docstrings); the
-defaults are those of ``--preset``. Writes DIR/config.json, DIR/metrics.csv, DIR/checkpoints/,
+Flags come from ``agents.config.TrainConfig`` (``--help`` lists them with their docstrings, under
+the headings of ``agents.config.FLAG_GROUPS``); the defaults are those of ``--preset``, overridden
+by the flags. Writes DIR/config.json, DIR/metrics.csv, DIR/checkpoints/,
 DIR/videos/ and DIR/summary.json under ``--output-dir`` (by default a new directory per run,
 ``runs/{game}__{preset}__s{seed}__{time}``, printed at the start). ``--list-games`` prints the
 Atari games.
@@ -44,7 +45,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents.config import TrainConfig
+from agents.config import FLAG_GROUPS, UNSET_MEANS, TrainConfig
 from agents.interrupts import Interrupted, SignalGuard
 from agents.loop import (
     NonFiniteLossError,
@@ -53,87 +54,129 @@ from agents.loop import (
     TrainingError,
     newest_checkpoint_text,
 )
-from agents.presets import preset
+from agents.presets import PRESETS, preset
 from agents.run_dir import RESUME_CHANGEABLE, RunFinished, is_template, read_run_config
 from envs.atari import print_games_if_requested
-from scripts._cli import cli_main, one_line, tyro_cli
-
-PROG = "train"
-__all__ = ["RESUME_CHANGEABLE", "main", "parse_config"]
-DESCRIPTION = (
-    "Train a DQN agent. Besides the settings below: --resume DIR continues the run in DIR (only "
-    "--total-steps, --device, --save-replay, logging, checkpoint and tracking flags may be given "
-    "with it); --overwrite deletes the run that --output-dir holds before starting a new one."
+from scripts._cli import (
+    ArgumentParser,
+    add_config_flags,
+    cli_main,
+    config_flag_values,
+    default_texts,
+    field_flags,
+    normalize_flags,
+    one_line,
 )
 
+PROG = "train"
+DEFAULT_PRESET = "cleanrl"
+__all__ = ["RESUME_CHANGEABLE", "Command", "build_parser", "main", "parse", "parse_config"]
+DESCRIPTION = (
+    "Train a DQN agent. The settings come from --preset, then the flags, which override it. The "
+    "defaults shown are the chosen preset's: --preset drq --help shows drq's. Flags take hyphens "
+    "or underscores (--total-steps, --total_steps)."
+)
+USAGE = (
+    "%(prog)s [--preset NAME] [--SETTING VALUE ...] [--output-dir DIR] "
+    "[--overwrite]\n       %(prog)s --resume DIR [--total-steps N ...]\n       %(prog)s "
+    "--list-games"
+)
+EXTRA_FLAGS = ("--resume", "--overwrite", "--list-games")
 
-def resumed_config(run_dir: str, argv: Sequence[str]) -> TrainConfig:
-    """The config of the run in ``run_dir``, with the changeable flags of ``argv`` applied."""
+
+def _flags(names: Sequence[str]) -> str:
+    return ", ".join(f"--{name.replace('_', '-')}" for name in names)
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A parsed command line: the run's config, whether it continues a run (``--resume``) or
+    replaces one (``--overwrite``), and the settings the flags gave."""
+
+    config: TrainConfig
+    resume: bool = False
+    overwrite: bool = False
+    given: frozenset[str] = frozenset()
+
+
+def build_parser(defaults: TrainConfig, resume: bool = False) -> ArgumentParser:
+    """The parser of ``train``: ``--resume``, ``--overwrite``, ``--list-games`` and one flag per
+    ``TrainConfig`` field under the headings of ``FLAG_GROUPS``, each showing its value in
+    ``defaults`` (the chosen preset, or the resumed run) as its default."""
+    parser = ArgumentParser(prog=PROG, usage=USAGE, description=DESCRIPTION)
+    parser.add_argument(
+        "--resume", metavar="DIR",
+        help="continue the run in DIR from its newest checkpoint, with the settings of its "
+        f"config.json; only these may be given with it: {_flags(RESUME_CHANGEABLE)} "
+        "(default: none: start a new run)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="delete the run that --output-dir holds (only the files a run writes) before "
+        "starting a new one",
+    )  # fmt: skip
+    parser.add_argument("--list-games", action="store_true",
+                        help="print the Atari games ale-py ships and exit")  # fmt: skip
+    add_config_flags(
+        parser, TrainConfig, FLAG_GROUPS, default_texts(defaults, UNSET_MEANS),
+        choices={} if resume else {"preset": tuple(PRESETS)},
+    )  # fmt: skip
+    return parser
+
+
+def _early(argv: Sequence[str]) -> argparse.Namespace:
+    """``--preset`` and ``--resume``: what decides the defaults of the others."""
+    early = ArgumentParser(prog=PROG, add_help=False)
+    for flag in ("--preset", "--resume"):
+        early.add_argument(flag)
+    return early.parse_known_args(argv)[0]
+
+
+def _resumed(run_dir: str) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ValueError(
             f"--resume: {run_dir!r} holds no config.json; give the --output-dir of a run to "
             "continue"
         )
-    saved = read_run_config(path).replace(output_dir=str(run_dir))
-    config = tyro_cli(TrainConfig, saved, argv, PROG, DESCRIPTION)
-    changed = [
-        f.name for f in dataclasses.fields(TrainConfig)
-        if getattr(config, f.name) != getattr(saved, f.name) and f.name not in RESUME_CHANGEABLE
-    ]  # fmt: skip
-    if changed:
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in changed)
-        accepted = ", ".join(f"--{name.replace('_', '-')}" for name in RESUME_CHANGEABLE)
-        raise ValueError(
-            f"--resume: {flags} would change the run being resumed; accepted with --resume: "
-            f"{accepted}"
-        )
-    return config
+    return read_run_config(path).replace(output_dir=str(run_dir))
 
 
-def parse_config(argv: Sequence[str]) -> tuple[TrainConfig, bool]:
-    """The preset named by ``--preset`` (default cleanrl) overridden by the other flags, or the
-    resumed run's config; and whether to resume."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default="cleanrl")
-    pre.add_argument("--resume", default=None)
-    known, _ = pre.parse_known_args(argv)
-    argv = without_overwrite(argv)
-    if known.resume is not None:
-        return resumed_config(known.resume, without_resume(argv)), True
-    base = preset(known.preset)
-    config = tyro_cli(TrainConfig, base, argv, PROG, DESCRIPTION)
-    if given(argv, "--epsilon-decay-steps"):  # an explicit length beats a preset's fraction
-        if given(argv, "--epsilon-decay-fraction") and config.epsilon_decay_fraction is not None:
+def parse(argv: Sequence[str]) -> Command:
+    """The command line as a ``Command``: the preset named by ``--preset`` (else cleanrl) with
+    the flags over it; or, with ``--resume DIR``, the run's config with the flags of
+    ``RESUME_CHANGEABLE`` applied."""
+    argv = normalize_flags(argv, [*field_flags(TrainConfig), *EXTRA_FLAGS])
+    early = _early(argv)
+    resume = early.resume is not None
+    base = _resumed(early.resume) if resume else preset(early.preset or DEFAULT_PRESET)
+    args = build_parser(base, resume).parse_args(argv)
+    flags = config_flag_values(args, TrainConfig)
+    if resume:
+        changed = [
+            k for k, v in flags.items() if v != getattr(base, k) and k not in RESUME_CHANGEABLE
+        ]
+        if changed:
+            raise ValueError(
+                f"--resume: {_flags(changed)} would change the run being resumed; accepted with "
+                f"--resume: {_flags(RESUME_CHANGEABLE)}"
+            )
+        config = dataclasses.replace(base, **flags)
+    else:
+        both = {"epsilon_decay_steps", "epsilon_decay_fraction"} <= set(flags)
+        if both and flags["epsilon_decay_fraction"] is not None:
             raise ValueError(
                 "--epsilon-decay-steps/--epsilon-decay-fraction: both set the epsilon decay; "
                 "give one of them"
             )
-        config = config.replace(epsilon_decay_steps=config.epsilon_decay_steps)  # no fraction
-    return config, False
+        config = base.replace(**flags)  # --epsilon-decay-steps alone drops a fraction
+    return Command(config, resume, args.overwrite, frozenset(flags))
 
 
-def given(argv: Sequence[str], flag: str) -> bool:
-    """Whether ``argv`` sets ``flag`` (``--flag V``, ``--flag=V``, underscores or hyphens)."""
-    return any(arg.split("=", 1)[0].replace("_", "-") == flag for arg in argv)
-
-
-def without_resume(argv: Sequence[str]) -> list[str]:
-    """``argv`` less its ``--resume DIR`` (or ``--resume=DIR``)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--resume":
-            skip = True
-        elif not arg.startswith("--resume="):
-            out.append(arg)
-    return out
-
-
-def without_overwrite(argv: Sequence[str]) -> list[str]:
-    """``argv`` less its ``--overwrite`` (a request about the directory, not a setting)."""
-    return [arg for arg in argv if arg != "--overwrite"]
+def parse_config(argv: Sequence[str]) -> tuple[TrainConfig, bool]:
+    """The config ``argv`` asks for and whether it resumes a run (``parse``)."""
+    command = parse(argv)
+    return command.config, command.resume
 
 
 @cli_main(PROG)
@@ -168,15 +211,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def train(argv: list[str], signals: SignalGuard, started: dict[str, object]) -> int:
-    if print_games_if_requested(argv):
+    if print_games_if_requested(normalize_flags(argv, EXTRA_FLAGS)):
         return 0
-    config, resume = parse_config(argv)
-    overwrite = "--overwrite" in argv
+    command = parse(argv)
+    config, resume = command.config, command.resume
     started.update(dir=config.output_dir, resume=resume)
     try:
-        trainer = Trainer(config, resume=resume, overwrite=overwrite, signals=signals)
+        trainer = Trainer(config, resume=resume, overwrite=command.overwrite, signals=signals)
     except RunFinished as done:
-        if given(argv, "--total-steps") and config.total_steps <= done.global_step:
+        if "total_steps" in command.given and config.total_steps <= done.global_step:
             raise ValueError(
                 f"--total-steps: {config.total_steps} is not above the {done.global_step} agent "
                 f"steps the run in {config.output_dir} has done; give a larger total to extend it"

@@ -15,22 +15,23 @@ Behaviour cloning of the play saved in t.npz, then playing the clone:
 
 from __future__ import annotations
 
-import contextlib
-import io
+import dataclasses
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tyro
 
 from agents.checkpoint import atomic_write, save_checkpoint
 from agents.cloning import policy_checkpoint_state
 from agents.supervised import (
+    MODELS,
+    PRESETS,
+    SUPERVISED_FLAG_GROUPS,
+    UNSET_MEANS,
     SupervisedConfig,
     TrainResult,
     check_classifier_memory,
@@ -41,13 +42,23 @@ from agents.supervised import (
     train_classifier,
 )
 from agents.tracking import Tracker, resolve_wandb_mode
-from envs.datasets import load_dataset
-from scripts._cli import cli_main, condense_tyro_error
+from envs.datasets import FILE_LOADERS, LOADERS, dataset_kind, load_dataset
+from scripts._cli import (
+    ArgumentParser,
+    add_config_flags,
+    cli_main,
+    config_flag_values,
+    default_texts,
+    field_flags,
+    normalize_flags,
+    shown_default,
+)
 
 PROG = "train_supervised"
 DESCRIPTION = (
-    "Train a supervised baseline classifier. Settings whose default is None take the preset for "
-    "the chosen dataset and model (agents.supervised.PRESETS)."
+    "Train a supervised baseline classifier. What the flags leave unset takes the preset for the "
+    "dataset and model (agents.supervised.PRESETS), and the defaults shown are those of the "
+    "--dataset and --model given: --dataset digits --model lenet --help shows LeNet's on digits."
 )
 
 
@@ -102,18 +113,52 @@ def run_label(dataset: str) -> str:
     return f"{kind}-{Path(path).stem}" if sep else dataset
 
 
+def help_defaults(config: SupervisedConfig) -> dict[str, str]:
+    """``{field: its default as --help shows it}``: the value ``config`` sets, else the preset's
+    for its dataset and model ("100, the digits/mlp preset"), else what leaving it unset means."""
+    texts = default_texts(config, UNSET_MEANS)
+    kind = dataset_kind(config.dataset)
+    known = (kind in LOADERS or kind in FILE_LOADERS) and config.model in MODELS
+    for name in texts:
+        if getattr(config, name) is not None:
+            continue
+        if known:  # else refused when the run starts; --help shows each model's preset
+            preset = {**PRESETS[config.model], **PRESETS.get((kind, config.model), {})}
+            if name in preset:
+                texts[name] = f"{shown_default(preset[name])}, the {kind}/{config.model} preset"
+        else:
+            per_model = [f"{shown_default(PRESETS[m][name])} for {m}" for m in MODELS
+                         if name in PRESETS[m]]  # fmt: skip
+            if per_model:
+                texts[name] = ", ".join(per_model) + ", adjusted per dataset"
+    return texts
+
+
+def build_parser(defaults: SupervisedConfig) -> ArgumentParser:
+    """The parser of ``train_supervised``: one flag per ``SupervisedConfig`` field under the
+    headings of ``SUPERVISED_FLAG_GROUPS``, with the defaults of ``defaults``."""
+    parser = ArgumentParser(prog=PROG, description=DESCRIPTION)
+    add_config_flags(parser, SupervisedConfig, SUPERVISED_FLAG_GROUPS, help_defaults(defaults))
+    return parser
+
+
 def parse_config(argv: Sequence[str]) -> SupervisedConfig:
     """The flags as a ``SupervisedConfig``; a parse error (a malformed number, an unknown flag)
-    is one ``ValueError`` line instead of tyro's box."""
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            return tyro.cli(SupervisedConfig, args=list(argv), prog=PROG, description=DESCRIPTION)
-    except SystemExit as done:
-        if done.code in (0, None):
-            raise
-        text = re.sub(r"\x1b\[[0-9;]*m", "", captured.getvalue())
-        raise ValueError(condense_tyro_error(text, PROG)) from None
+    is one ``ValueError`` line. Settings the flags leave unset stay None (the preset's:
+    ``resolve_config``)."""
+    argv = normalize_flags(argv, field_flags(SupervisedConfig))
+    early = ArgumentParser(prog=PROG, add_help=False)
+    for flag in ("--dataset", "--model"):
+        early.add_argument(flag)
+    known = early.parse_known_args(argv)[0]
+    config = SupervisedConfig()
+    shown = dataclasses.replace(
+        config,
+        dataset=config.dataset if known.dataset is None else known.dataset,
+        model=config.model if known.model is None else known.model,
+    )
+    args = build_parser(shown).parse_args(argv)
+    return dataclasses.replace(config, **config_flag_values(args, SupervisedConfig))
 
 
 @cli_main(PROG)

@@ -423,7 +423,7 @@ def test_every_integer_flag_of_train_supervised_refuses_values_beyond_int64(tmp_
         (["--hidden", "8", "0"], "--hidden: 0 is not accepted; use an integer >= 1"),
         (["--max-shift-pixels", "-1"], "--max-shift-pixels: -1 is not accepted"),
         (["--weight-decay", "-0.1"], "--weight-decay: -0.1 is not accepted; use a number >= 0"),
-        (["--epochs", "abc"], "Error parsing --epochs"),
+        (["--epochs", "abc"], "--epochs: 'abc' is not accepted; use an integer or none"),
         (["--output-dir", "/"], "--output-dir: '/' is not accepted (a filesystem root)"),
         (["--hidden", "100000000", "100000"], "--hidden: [100000000, 100000] is not accepted here"),
     ],

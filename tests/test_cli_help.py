@@ -1,19 +1,29 @@
-"""Every script's --help, in-process: real defaults (never "(default: None)"), and parse errors as
-one line with exit code 2."""
+"""Every script's --help, in-process: real defaults (never "(default: None)"), every setting of
+TrainConfig and SupervisedConfig a flag under its heading, the chosen preset's values, and parse
+errors as one line with exit code 2."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import importlib
 import re
 
 import pytest
 
-SCRIPTS = ["evaluate", "plot", "aggregate", "atari100k", "ablation", "benchmark",
-           "export_pretrained", "demo", "soak"]  # fmt: skip
-# Scripts whose flags are this package's shared parser: each value a flag takes shows its
-# default. Options without one are required.
+from agents.config import FLAG_GROUPS, UNSET_MEANS, TrainConfig
+from agents.presets import preset
+from agents.supervised import SUPERVISED_FLAG_GROUPS, SupervisedConfig
+from scripts import _cli, train_supervised
+from scripts import train as train_script
+
+SCRIPTS = ["train", "train_supervised", "evaluate", "plot", "aggregate", "atari100k", "ablation",
+           "benchmark", "export_pretrained", "demo", "soak"]  # fmt: skip
+# Scripts whose flags are this package's generated or shared parser: each value a flag takes
+# shows its default. Options without one are required.
 OWN = [s for s in SCRIPTS if s not in ("evaluate", "plot")]
 REQUIRED = {"export_pretrained": {"--name"}, "soak": {"--output-dir"}}
+TRAIN_HEADINGS = ["run and env", "algorithm", "Rainbow switches", "evaluation and logging", "speed"]
 
 
 def run_help(capsys, script: str, *args: str) -> str:
@@ -45,6 +55,10 @@ def takes_value(block: str) -> bool:
     return re.match(r"^--?[\w-]+(?:, --?[\w-]+)* [A-Z{\[]", block) is not None
 
 
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def one_error_line(capsys, main, argv: list[str]) -> str:
     assert main(argv) == 2
     captured = capsys.readouterr()
@@ -71,6 +85,186 @@ def test_every_option_that_takes_a_value_shows_its_default(capsys, script):
     assert missing == []
 
 
+def test_train_help_has_every_field_under_its_heading_in_order(capsys):
+    text = run_help(capsys, "train")
+    starts = [text.index(f"\n{title}:\n") for title in TRAIN_HEADINGS]
+    assert starts == sorted(starts) and list(FLAG_GROUPS) == TRAIN_HEADINGS
+    ends = [*starts[1:], len(text)]
+    blocks = option_blocks(text)
+    for (title, names), start, end in zip(FLAG_GROUPS.items(), starts, ends):
+        section = text[start:end]
+        for name in names:
+            assert re.search(rf"^  {flag(name)}[ ,\n]", section, re.M), (title, name)
+    fields = {flag(f.name) for f in dataclasses.fields(TrainConfig)}
+    assert fields <= set(blocks)
+    for extra in ("--resume", "--overwrite", "--list-games", "--preset", "-h"):
+        assert extra in blocks
+    assert blocks["--resume"].startswith("--resume DIR ")
+    assert blocks["--double-dqn"].startswith("--double-dqn, --no-double-dqn ")
+    assert blocks["--hidden"].startswith("--hidden [INT ...] ")
+    assert blocks["--stop-at-return"].startswith("--stop-at-return FLOAT|none ")
+    assert "(default: none: train for all of --total-steps)" in blocks["--stop-at-return"]
+    assert "(default: none: no tags)" in blocks["--wandb-tags"]
+    assert blocks["--total-steps"].endswith(
+        "Agent steps to train for, summed over the parallel envs. (default: 10000000)"
+    )
+
+
+def test_the_flag_groups_hold_every_field_exactly_once():
+    for cls, groups in ((TrainConfig, FLAG_GROUPS), (SupervisedConfig, SUPERVISED_FLAG_GROUPS)):
+        listed = [name for names in groups.values() for name in names]
+        assert sorted(listed) == sorted(f.name for f in dataclasses.fields(cls))
+        _cli.check_groups(cls, groups)  # the check the parser makes passes
+    bad = {"a": ("env", "seed", "seed"), "b": ("nonsense",)}
+    with pytest.raises(RuntimeError) as info:
+        _cli.check_groups(TrainConfig, bad)
+    message = str(info.value)
+    assert message.startswith("TrainConfig flag groups: twice ['seed'], missing ['async_envs', ")
+    assert message.endswith("unknown ['nonsense']")
+
+
+def test_a_field_no_group_names_still_gets_its_flag_last():
+    groups = {title: names for title, names in FLAG_GROUPS.items() if title != "speed"}
+    parser = _cli.ArgumentParser(prog="x")
+    defaults = _cli.default_texts(TrainConfig(), UNSET_MEANS)
+    _cli.add_config_flags(parser, TrainConfig, groups, defaults)
+    text = parser.format_help()
+    tail = text[text.index("\nother settings:\n") :]
+    assert list(option_blocks(tail)) == [flag(name) for name in FLAG_GROUPS["speed"]]
+
+
+def test_every_field_has_its_docstring_as_help():
+    for cls in (TrainConfig, SupervisedConfig):
+        docs = _cli.field_docs(cls)
+        assert sorted(docs) == sorted(f.name for f in dataclasses.fields(cls))
+        assert all(docs.values())
+    assert _cli.field_docs(TrainConfig)["gamma"] == "Discount factor."
+    assert _cli.field_docs(TrainConfig)["seed"] == (
+        "Seed for envs, network initialisation, exploration and replay sampling."
+    )
+
+
+@pytest.mark.parametrize("name", ["drq", "nature", "cartpole", "cleanrl"])
+def test_help_shows_the_chosen_presets_values(capsys, name):
+    blocks = option_blocks(run_help(capsys, "train", "--preset", name))
+    config = preset(name)
+    assert blocks["--learning-rate"].endswith(f"(default: {config.learning_rate})")
+    assert blocks["--total-steps"].endswith(f"(default: {config.total_steps})")
+    assert blocks["--optimizer-eps"].endswith(f"(default: {config.optimizer_eps})")
+    assert blocks["--preset"].endswith(f"(default: {name})")
+
+
+def test_help_of_drq_and_of_the_default_preset_differ_by_their_values(capsys):
+    drq = option_blocks(run_help(capsys, "train", "--preset", "drq"))
+    default = option_blocks(run_help(capsys, "train"))
+    assert drq["--learning-rate"].endswith("(default: 0.0001)")
+    assert drq["--optimizer-eps"].endswith("(default: 0.00015)")
+    assert default["--optimizer-eps"].endswith("(default: 1e-08)")
+    assert drq["--augment"].endswith("(default: true)")
+    assert default["--augment"].endswith("(default: false)")
+    assert drq["--total-steps"].endswith("(default: 100000)")
+    assert default["--total-steps"].endswith("(default: 10000000)")
+    assert default["--epsilon-decay-fraction"].endswith("(default: 0.1)")
+
+
+def test_train_supervised_help_shows_the_preset_of_the_dataset_and_model(capsys):
+    text = run_help(capsys, "train_supervised")
+    blocks = option_blocks(text)
+    assert {flag(f.name) for f in dataclasses.fields(SupervisedConfig)} <= set(blocks)
+    starts = [text.index(f"\n{title}:\n") for title in SUPERVISED_FLAG_GROUPS]
+    assert starts == sorted(starts)
+    assert blocks["--epochs"].endswith("(default: 100, the digits/mlp preset)")
+    assert blocks["--learning-rate"].endswith("(default: 0.002, the digits/mlp preset)")
+    assert blocks["--hidden"].endswith("(default: 256 256, the digits/mlp preset)")
+    assert blocks["--torch-threads"].endswith("(default: 1)")
+    assert blocks["--data-dir"].endswith("(default: data/mnist)")
+    lenet = option_blocks(run_help(capsys, "train_supervised", "--model", "lenet"))
+    assert lenet["--epochs"].endswith("(default: 120, the digits/lenet preset)")
+    assert lenet["--hidden"].endswith("(default: none: only the mlp has hidden widths)")
+    frames = option_blocks(
+        run_help(capsys, "train_supervised", "--dataset", "atari-frames", "--model", "nature-cnn")
+    )
+    assert frames["--epochs"].endswith("(default: 3, the atari-frames/nature-cnn preset)")
+    unknown = option_blocks(run_help(capsys, "train_supervised", "--dataset", "cifar"))
+    assert unknown["--epochs"].endswith(
+        "(default: 30 for mlp, 15 for lenet, 10 for nature-cnn, adjusted per dataset)"
+    )
+
+
+# -- parse errors: one line, exit code 2 ------------------------------------------------------
+
+TRAIN_ERRORS = [
+    (["--totl-steps", "5"],
+     "train: error: unrecognized arguments: --totl-steps 5; did you mean --total-steps? "
+     "(see train --help)"),
+    (["--total-steps", "many"],
+     "train: error: --total-steps: 'many' is not accepted; use an integer (see train --help)"),
+    (["--protocol", "deepmind"],
+     "train: error: --protocol: 'deepmind' is not accepted; use one of nature, machado, "
+     "atari100k (see train --help)"),
+    (["--preset", "fastest"],
+     "train: error: --preset: unknown preset 'fastest'; accepted: nature, cleanrl, rainbow, der, "
+     "drq, cartpole, cartpole-rainbow, fast, smoke"),
+    (["--gamma", "high"],
+     "train: error: --gamma: 'high' is not accepted; use a number (see train --help)"),
+    (["--hidden", "64", "wide"],
+     "train: error: --hidden: 'wide' is not accepted; use integers separated by spaces "
+     "(see train --help)"),
+    (["--epsilon-decay-fraction", "half"],
+     "train: error: --epsilon-decay-fraction: 'half' is not accepted; use a number or none "
+     "(see train --help)"),
+    (["--lr", "0.1"],
+     "train: error: unrecognized arguments: --lr 0.1; did you mean --learning-rate? "
+     "(see train --help)"),
+    (["--threads", "2"],
+     "train: error: unrecognized arguments: --threads 2; did you mean --torch-threads? "
+     "(see train --help)"),
+    (["--total"],
+     "train: error: unrecognized arguments: --total; did you mean --total-steps? "
+     "(see train --help)"),
+    (["--double-dqn=yes"],
+     "train: error: argument --double-dqn/--no-double-dqn: ignored explicit argument 'yes' "
+     "(see train --help)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "line"), TRAIN_ERRORS, ids=[" ".join(a) for a, _ in TRAIN_ERRORS])
+def test_train_parse_errors_are_one_line(tmp_path, capsys, argv, line):
+    out = tmp_path / "run"
+    argv = ["--env", "CartPole-v1", "--output-dir", str(out), *argv]
+    assert one_error_line(capsys, train_script.main, argv) == line
+    assert not out.exists()
+
+
+SUPERVISED_ERRORS = [
+    (["--epocs", "3"],
+     "train_supervised: error: unrecognized arguments: --epocs 3; did you mean --epochs? "
+     "(see train_supervised --help)"),
+    (["--epochs", "3.5"],
+     "train_supervised: error: --epochs: '3.5' is not accepted; use an integer or none "
+     "(see train_supervised --help)"),
+    (["--model", "resnet"],
+     "train_supervised: error: --model: 'resnet' is not accepted; use one of mlp, lenet, "
+     "nature-cnn (see train_supervised --help)"),
+    (["--lr", "0.1"],
+     "train_supervised: error: unrecognized arguments: --lr 0.1; did you mean --learning-rate? "
+     "(see train_supervised --help)"),
+    (["--threads", "2"],
+     "train_supervised: error: unrecognized arguments: --threads 2; did you mean "
+     "--torch-threads? (see train_supervised --help)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"), SUPERVISED_ERRORS, ids=[" ".join(a) for a, _ in SUPERVISED_ERRORS]
+)
+def test_train_supervised_parse_errors_are_one_line(tmp_path, capsys, argv, line):
+    out = tmp_path / "run"
+    argv = ["--dataset", "xor", "--output-dir", str(out), *argv]
+    assert one_error_line(capsys, train_supervised.main, argv) == line
+    assert not out.exists()
+
+
 def test_the_other_scripts_name_the_closest_flag(tmp_path, capsys):
     from scripts import aggregate
 
@@ -86,3 +280,35 @@ def test_the_other_scripts_name_the_closest_flag(tmp_path, capsys):
         "ablation: error: unrecognized arguments: --seed 1; did you mean --seeds? "
         "(see ablation --help)"
     )
+
+
+def test_flags_take_underscores_and_none():
+    config, resume = train_script.parse_config(
+        ["--preset", "cartpole", "--total_steps", "5000", "--learning_rate=0.5",
+         "--stop-at-return", "none", "--no_double_dqn", "--hidden", "16", "8"]
+    )  # fmt: skip
+    assert not resume
+    assert config == preset("cartpole").replace(
+        total_steps=5000, learning_rate=0.5, stop_at_return=None, double_dqn=False, hidden=(16, 8)
+    )
+    assert preset("cartpole").stop_at_return == 475.0  # none really changed it
+
+
+def test_convert_names_the_flag_the_value_and_what_is_accepted():
+    from typing import Literal
+
+    hint = tuple[int, ...] | None
+    assert _cli.convert("--h", hint, ["3", "4"]) == (3, 4)
+    assert _cli.convert("--h", hint, ["None"]) is None
+    assert _cli.convert("--x", float | None, "1e-4") == 0.0001
+    assert _cli.convert("--m", Literal["a", "b"], "b") == "b"
+    assert _cli.convert("--p", str, "x", choices=("x", "y")) == "x"
+    with pytest.raises(argparse.ArgumentError) as info:
+        _cli.convert("--h", hint, ["3", "x"])
+    assert str(info.value) == "--h: 'x' is not accepted; use integers separated by spaces or none"
+    with pytest.raises(argparse.ArgumentError) as info:
+        _cli.convert("--p", str, "z", choices=("x", "y"))
+    assert str(info.value) == "--p: 'z' is not accepted; use one of x, y"
+    with pytest.raises(argparse.ArgumentError) as info:
+        _cli.convert("--d", _cli.Path, " ")
+    assert str(info.value) == "--d: ' ' is not accepted; use a path"

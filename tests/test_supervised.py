@@ -74,8 +74,8 @@ def test_build_classifier_rejects_what_a_model_cannot_take(
 
 
 def test_presets_fill_only_what_the_user_left_open() -> None:
-    cfg = resolve_config(SupervisedConfig(dataset="digits", model="lenet", lr=0.01))
-    assert cfg.lr == 0.01  # the user's value wins
+    cfg = resolve_config(SupervisedConfig(dataset="digits", model="lenet", learning_rate=0.01))
+    assert cfg.learning_rate == 0.01  # the user's value wins
     assert cfg.epochs == PRESETS[("digits", "lenet")]["epochs"]
     assert cfg.batch_size == PRESETS[("digits", "lenet")]["batch_size"]
     assert cfg.intensity_jitter == PRESETS["lenet"]["intensity_jitter"]
@@ -91,8 +91,8 @@ def test_presets_fill_only_what_the_user_left_open() -> None:
         ({"epochs": 0}, ["epochs", "0", ">= 1"]),
         ({"dropout": 1.0}, ["dropout", "1.0", "[0, 1)"]),
         ({"optimizer": "rmsprop"}, ["'rmsprop'", "adam, sgd"]),
-        ({"lr": -1.0}, ["lr", "-1.0", "> 0"]),
-        ({"threads": 0}, ["threads", "0", ">= 1"]),
+        ({"learning_rate": -1.0}, ["--learning-rate", "-1.0", "> 0"]),
+        ({"torch_threads": 0}, ["--torch-threads", "0", ">= 1"]),
         ({"model": "lenet", "hidden": (8,)}, ["(8,)", "mlp only"]),
         ({"model": "nature-cnn", "activation": "tanh"}, ["'tanh'", "ReLU"]),
         ({"wandb_mode": "loud"}, ["'loud'", "auto, online, offline, disabled"]),
@@ -159,7 +159,7 @@ def test_the_seed_fixes_the_run() -> None:
 
 @pytest.mark.parametrize(("optimizer", "lr"), [("adam", None), ("sgd", 0.3)])
 def test_mlp_solves_xor(optimizer: str, lr: float | None) -> None:
-    cfg = replace_cfg(dataset="xor", optimizer=optimizer, lr=lr)
+    cfg = replace_cfg(dataset="xor", optimizer=optimizer, learning_rate=lr)
     result = train_classifier(cfg, load_xor())
     assert result.test_accuracy == 1.0 and result.train_accuracy == 1.0
     assert not result.config.augment  # vectors are never augmented
@@ -199,7 +199,7 @@ def test_nature_cnn_learns_upscaled_digits() -> None:
     up = np.ones((1, 1, 5, 5), np.float32)  # 8x8 -> 40x40, above the 36x36 minimum
     big = Dataset("digits40", np.kron(d.x_train, up), d.y_train, np.kron(d.x_test, up), d.y_test,
                   d.class_names)  # fmt: skip
-    result = train_classifier(replace_cfg(model="nature-cnn", epochs=10, lr=1e-3), big)
+    result = train_classifier(replace_cfg(model="nature-cnn", epochs=10, learning_rate=1e-3), big)
     assert result.test_accuracy >= 0.90
 
 
