@@ -626,15 +626,16 @@ def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
     return data
 
 
-def check_config_dict(data: object, where: str) -> None:
-    """A TrainConfig saved as plain types (config.json, a checkpoint's or shipped agent's
-    config): an object whose known fields have their types and finite numbers (unknown keys and
-    missing fields are allowed: older and newer versions save other sets)."""
+def check_config_dict(data: object, where: str, cls: type | None = None) -> None:
+    """A TrainConfig (or another dataclass config, ``cls``) saved as plain types (config.json, a
+    checkpoint's or shipped agent's config, a ``--config`` file): an object whose known fields
+    have their types and finite numbers (unknown keys and missing fields are allowed: older and
+    newer versions save other sets)."""
     from agents.config import TrainConfig
 
     if not isinstance(data, dict):
         raise ValueError(f"{where}: the config is a {type(data).__name__}, not an object")
-    hints = typing.get_type_hints(TrainConfig)
+    hints = typing.get_type_hints(TrainConfig if cls is None else cls)
     for name, hint in hints.items():
         if name not in data:
             continue

@@ -3,7 +3,8 @@
 The command line of ``scripts/train.py`` is generated from ``TrainConfig`` (``scripts._cli``): a
 flag per field, its help the docstring under the field, its heading in ``--help`` from
 ``FLAG_GROUPS``, so a flag, its help and its default live here only. Presets are plain functions
-returning a config; the CLI starts from the chosen preset and applies the user's flags on top.
+returning a config; the CLI starts from the chosen preset, applies a ``--config`` file on top and
+the user's flags on top of both.
 
 Units: ``*_steps`` count agent steps summed over all parallel envs (one agent step = one action in
 one env = 4 emulator frames under frame skip 4); ``global_step`` is that sum.

@@ -99,6 +99,10 @@ SUPERVISED_FLAG_GROUPS: dict[str, tuple[str, ...]] = {
 """The headings of ``scripts/train_supervised.py --help``, in order, and the fields under each:
 every field in exactly one."""
 
+RENAMED_KEYS = {"lr": "learning_rate", "threads": "torch_threads"}
+"""Former names of settings: a config file (``--config``) that holds them, e.g. the ``config`` of
+a summary.json written before the renaming, is read with the new names."""
+
 UNSET_MEANS = {
     "data_dir": "data/mnist",
     "hidden": "none: only the mlp has hidden widths",

@@ -2,7 +2,8 @@
 
 Flags come from ``agents.config.TrainConfig`` (``--help`` lists them with their docstrings, under
 the headings of ``agents.config.FLAG_GROUPS``); the defaults are those of ``--preset``, overridden
-by the flags. Writes DIR/config.json, DIR/metrics.csv, DIR/checkpoints/,
+by a ``--config FILE`` (YAML or JSON; a run's config.json repeats that run), overridden by the
+flags. Writes DIR/config.json, DIR/metrics.csv, DIR/checkpoints/,
 DIR/videos/ and DIR/summary.json under ``--output-dir`` (by default a new directory per run,
 ``runs/{game}__{preset}__s{seed}__{time}``, printed at the start). ``--list-games`` prints the
 Atari games.
@@ -66,22 +67,24 @@ from scripts._cli import (
     field_flags,
     normalize_flags,
     one_line,
+    read_config_file,
 )
 
 PROG = "train"
 DEFAULT_PRESET = "cleanrl"
 __all__ = ["RESUME_CHANGEABLE", "Command", "build_parser", "main", "parse", "parse_config"]
 DESCRIPTION = (
-    "Train a DQN agent. The settings come from --preset, then the flags, which override it. The "
-    "defaults shown are the chosen preset's: --preset drq --help shows drq's. Flags take hyphens "
-    "or underscores (--total-steps, --total_steps)."
+    "Train a DQN agent. The settings come from --preset, then a --config file, then the flags: "
+    "each overrides the one before. The defaults shown are the chosen preset's (and file's): "
+    "--preset drq --help shows drq's. Flags take hyphens or underscores (--total-steps, "
+    "--total_steps)."
 )
 USAGE = (
-    "%(prog)s [--preset NAME] [--SETTING VALUE ...] [--output-dir DIR] "
+    "%(prog)s [--preset NAME] [--config FILE] [--SETTING VALUE ...] [--output-dir DIR] "
     "[--overwrite]\n       %(prog)s --resume DIR [--total-steps N ...]\n       %(prog)s "
     "--list-games"
 )
-EXTRA_FLAGS = ("--resume", "--overwrite", "--list-games")
+EXTRA_FLAGS = ("--config", "--resume", "--overwrite", "--list-games")
 
 
 def _flags(names: Sequence[str]) -> str:
@@ -100,10 +103,17 @@ class Command:
 
 
 def build_parser(defaults: TrainConfig, resume: bool = False) -> ArgumentParser:
-    """The parser of ``train``: ``--resume``, ``--overwrite``, ``--list-games`` and one flag per
-    ``TrainConfig`` field under the headings of ``FLAG_GROUPS``, each showing its value in
-    ``defaults`` (the chosen preset, or the resumed run) as its default."""
+    """The parser of ``train``: ``--config``, ``--resume``, ``--overwrite``, ``--list-games`` and
+    one flag per ``TrainConfig`` field under the headings of ``FLAG_GROUPS``, each showing its
+    value in ``defaults`` (the chosen preset and file, or the resumed run) as its default."""
     parser = ArgumentParser(prog=PROG, usage=USAGE, description=DESCRIPTION)
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="settings from a YAML (.yaml, .yml) or JSON (.json) file: all or some of the "
+        "settings below by field name (total_steps: 100000, learning-rate: 1e-4); a file that "
+        "names a preset (preset: drq) overrides that preset's values. A run's config.json "
+        "repeats that run. (default: none: the preset alone)",
+    )  # fmt: skip
     parser.add_argument(
         "--resume", metavar="DIR",
         help="continue the run in DIR from its newest checkpoint, with the settings of its "
@@ -125,11 +135,24 @@ def build_parser(defaults: TrainConfig, resume: bool = False) -> ArgumentParser:
 
 
 def _early(argv: Sequence[str]) -> argparse.Namespace:
-    """``--preset`` and ``--resume``: what decides the defaults of the others."""
+    """``--preset``, ``--config`` and ``--resume``: what decides the defaults of the others."""
     early = ArgumentParser(prog=PROG, add_help=False)
-    for flag in ("--preset", "--resume"):
+    for flag in ("--preset", "--config", "--resume"):
         early.add_argument(flag)
     return early.parse_known_args(argv)[0]
+
+
+def _file_config(name: str | None, path: str | None) -> TrainConfig:
+    """The preset (``--preset``, else the one the file names, else cleanrl) with the file's
+    settings on top."""
+    values = {} if path is None else read_config_file(path, TrainConfig)
+    named = values.get("preset")
+    if name is None and named is not None and named not in PRESETS:
+        raise ValueError(
+            f"--config {path}: preset {named!r} is not accepted; use one of {', '.join(PRESETS)}"
+        )
+    chosen = name or named or DEFAULT_PRESET
+    return preset(chosen).replace(**{**values, "preset": chosen})
 
 
 def _resumed(run_dir: str) -> TrainConfig:
@@ -143,13 +166,18 @@ def _resumed(run_dir: str) -> TrainConfig:
 
 
 def parse(argv: Sequence[str]) -> Command:
-    """The command line as a ``Command``: the preset named by ``--preset`` (else cleanrl) with
-    the flags over it; or, with ``--resume DIR``, the run's config with the flags of
-    ``RESUME_CHANGEABLE`` applied."""
+    """The command line as a ``Command``: the preset named by ``--preset`` (else by the
+    ``--config`` file, else cleanrl), the file's settings over it and the flags over both; or,
+    with ``--resume DIR``, the run's config with the flags of ``RESUME_CHANGEABLE`` applied."""
     argv = normalize_flags(argv, [*field_flags(TrainConfig), *EXTRA_FLAGS])
     early = _early(argv)
     resume = early.resume is not None
-    base = _resumed(early.resume) if resume else preset(early.preset or DEFAULT_PRESET)
+    if resume and early.config is not None:
+        raise ValueError(
+            f"--config: not accepted with --resume; the run in {early.resume} continues with its "
+            "own config.json"
+        )
+    base = _resumed(early.resume) if resume else _file_config(early.preset, early.config)
     args = build_parser(base, resume).parse_args(argv)
     flags = config_flag_values(args, TrainConfig)
     if resume:

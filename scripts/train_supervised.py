@@ -1,8 +1,9 @@
 """Train a supervised baseline (mlp, lenet, nature-cnn on xor, digits, mnist, atari-frames), or
 clone a recorded policy (``--dataset trajectories:PATH``, behaviour cloning).
 
-Writes ``model.pt`` (the state_dict), ``summary.json``, ``confusion_matrix.png`` and
-``metrics.csv`` into ``--output-dir``; with ``--track`` also logs to Weights & Biases through
+Writes ``model.pt`` (the state_dict), ``summary.json``, ``config.json`` (every setting, presets
+resolved: ``--config`` of it repeats the run), ``confusion_matrix.png`` and ``metrics.csv`` into
+``--output-dir``; with ``--track`` also logs to Weights & Biases through
 ``agents.tracking.Tracker`` (a wandb failure warns once and training goes on). A clone is also
 saved as a checkpoint under ``--output-dir/checkpoints/`` that ``scripts.evaluate`` plays.
 
@@ -30,6 +31,7 @@ from agents.cloning import policy_checkpoint_state
 from agents.supervised import (
     MODELS,
     PRESETS,
+    RENAMED_KEYS,
     SUPERVISED_FLAG_GROUPS,
     UNSET_MEANS,
     SupervisedConfig,
@@ -51,14 +53,16 @@ from scripts._cli import (
     default_texts,
     field_flags,
     normalize_flags,
+    read_config_file,
     shown_default,
 )
 
 PROG = "train_supervised"
 DESCRIPTION = (
-    "Train a supervised baseline classifier. What the flags leave unset takes the preset for the "
-    "dataset and model (agents.supervised.PRESETS), and the defaults shown are those of the "
-    "--dataset and --model given: --dataset digits --model lenet --help shows LeNet's on digits."
+    "Train a supervised baseline classifier. The settings come from --config FILE, then the "
+    "flags, each overriding the one before; what neither sets takes the preset for the dataset "
+    "and model (agents.supervised.PRESETS), and the defaults shown are those of the --dataset "
+    "and --model given: --dataset digits --model lenet --help shows LeNet's on digits."
 )
 
 
@@ -135,23 +139,32 @@ def help_defaults(config: SupervisedConfig) -> dict[str, str]:
 
 
 def build_parser(defaults: SupervisedConfig) -> ArgumentParser:
-    """The parser of ``train_supervised``: one flag per ``SupervisedConfig`` field under the
-    headings of ``SUPERVISED_FLAG_GROUPS``, with the defaults of ``defaults``."""
+    """The parser of ``train_supervised``: ``--config`` and one flag per ``SupervisedConfig``
+    field under the headings of ``SUPERVISED_FLAG_GROUPS``, with the defaults of ``defaults``."""
     parser = ArgumentParser(prog=PROG, description=DESCRIPTION)
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="settings from a YAML (.yaml, .yml) or JSON (.json) file: all or some of the "
+        "settings below by field name (epochs: 20, learning-rate: 1e-3); a run's config.json "
+        "repeats that run (default: none: the flags and presets alone)",
+    )  # fmt: skip
     add_config_flags(parser, SupervisedConfig, SUPERVISED_FLAG_GROUPS, help_defaults(defaults))
     return parser
 
 
 def parse_config(argv: Sequence[str]) -> SupervisedConfig:
-    """The flags as a ``SupervisedConfig``; a parse error (a malformed number, an unknown flag)
-    is one ``ValueError`` line. Settings the flags leave unset stay None (the preset's:
-    ``resolve_config``)."""
-    argv = normalize_flags(argv, field_flags(SupervisedConfig))
+    """The settings of a ``--config`` file (if any) with the flags on top, as a
+    ``SupervisedConfig``; a parse error (a malformed number, an unknown flag) is one
+    ``ValueError`` line. Settings neither sets stay None (the preset's: ``resolve_config``)."""
+    argv = normalize_flags(argv, [*field_flags(SupervisedConfig), "--config"])
     early = ArgumentParser(prog=PROG, add_help=False)
-    for flag in ("--dataset", "--model"):
+    for flag in ("--config", "--dataset", "--model"):
         early.add_argument(flag)
     known = early.parse_known_args(argv)[0]
     config = SupervisedConfig()
+    if known.config is not None:
+        values = read_config_file(known.config, SupervisedConfig, renamed=RENAMED_KEYS)
+        config = dataclasses.replace(config, **values)
     shown = dataclasses.replace(
         config,
         dataset=config.dataset if known.dataset is None else known.dataset,
@@ -189,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         state = policy_checkpoint_state(result, dataset)
         path = save_checkpoint(out / "checkpoints", state, result.gradient_steps)
         summary.update(checkpoint=str(path), recording=dataset.recording)
+    settings = json.dumps(config_dict(cfg), indent=2) + "\n"  # --config of it repeats the run
+    atomic_write(out / "config.json", lambda f: f.write(settings.encode()))
     text = json.dumps(summary, indent=2) + "\n"
     atomic_write(out / "summary.json", lambda f: f.write(text.encode()))
     tracker.finish({k: summary[k] for k in ("test_accuracy", "train_accuracy", "seconds")})

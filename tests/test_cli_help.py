@@ -97,9 +97,10 @@ def test_train_help_has_every_field_under_its_heading_in_order(capsys):
             assert re.search(rf"^  {flag(name)}[ ,\n]", section, re.M), (title, name)
     fields = {flag(f.name) for f in dataclasses.fields(TrainConfig)}
     assert fields <= set(blocks)
-    for extra in ("--resume", "--overwrite", "--list-games", "--preset", "-h"):
+    for extra in ("--resume", "--overwrite", "--list-games", "--config", "--preset", "-h"):
         assert extra in blocks
     assert blocks["--resume"].startswith("--resume DIR ")
+    assert blocks["--config"].startswith("--config FILE ")
     assert blocks["--double-dqn"].startswith("--double-dqn, --no-double-dqn ")
     assert blocks["--hidden"].startswith("--hidden [INT ...] ")
     assert blocks["--stop-at-return"].startswith("--stop-at-return FLOAT|none ")
@@ -167,10 +168,20 @@ def test_help_of_drq_and_of_the_default_preset_differ_by_their_values(capsys):
     assert default["--epsilon-decay-fraction"].endswith("(default: 0.1)")
 
 
+def test_help_shows_a_config_files_values(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text("preset: nature\nlearning_rate: 0.003\n")
+    blocks = option_blocks(run_help(capsys, "train", "--config", str(path)))
+    assert blocks["--learning-rate"].endswith("(default: 0.003)")
+    assert blocks["--preset"].endswith("(default: nature)")
+    assert blocks["--optimizer"].endswith("(default: rmsprop)")
+
+
 def test_train_supervised_help_shows_the_preset_of_the_dataset_and_model(capsys):
     text = run_help(capsys, "train_supervised")
     blocks = option_blocks(text)
     assert {flag(f.name) for f in dataclasses.fields(SupervisedConfig)} <= set(blocks)
+    assert "--config" in blocks
     starts = [text.index(f"\n{title}:\n") for title in SUPERVISED_FLAG_GROUPS]
     assert starts == sorted(starts)
     assert blocks["--epochs"].endswith("(default: 100, the digits/mlp preset)")
