@@ -177,6 +177,9 @@ class TrainConfig:
     progress: bool = True
     """Show a progress bar."""
 
+    tensorboard: bool = False
+    """Also write the metrics as TensorBoard event files in OUTPUT_DIR/tensorboard (the same
+    scalars as metrics.csv; needs the tensorboard package: pip install -e .[tensorboard])."""
     track: bool = False
     """Track the run in Weights & Biases."""
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"
@@ -217,7 +220,8 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
     "evaluation and logging": (
         "eval_epsilon", "eval_every_steps", "eval_episodes", "final_eval_episodes",
         "stop_at_return", "eval_max_steps", "record_video", "checkpoint_every_steps",
-        "keep_checkpoints", "save_replay", "log_every_steps", "progress", "track", "wandb_mode",
+        "keep_checkpoints", "save_replay", "log_every_steps", "progress", "tensorboard", "track",
+        "wandb_mode",
         "wandb_project", "wandb_entity", "wandb_group", "wandb_tags", "exp_name",
         "wandb_init_timeout",
     ),
@@ -347,3 +351,7 @@ def validate(config: TrainConfig, machine: bool = True) -> None:
         for name in ("device", "replay_device"):
             checks.check_device(checks.flag_name(name), getattr(config, name))
         checks.check_memory(config, checks.env_spec(config.env))
+        if config.tensorboard:
+            from agents.tracking import require_tensorboard
+
+            require_tensorboard()

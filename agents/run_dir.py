@@ -41,7 +41,7 @@ RUN_MARKERS = ("config.json", "metrics.csv", "summary.json", "checkpoints")
 RESUME_CHANGEABLE = (
     "total_steps", "device", "replay_device", "torch_threads", "progress", "track", "wandb_mode",
     "wandb_init_timeout", "save_replay", "checkpoint_every_steps", "keep_checkpoints",
-    "log_every_steps", "record_video", "final_eval_episodes",
+    "log_every_steps", "record_video", "final_eval_episodes", "tensorboard",
 )  # fmt: skip
 # Not compared with the checkpoint either: a run directory may be moved or renamed.
 RESUME_IGNORED = ("output_dir",)
@@ -60,6 +60,7 @@ _RUN_FOLDERS = {
     ),  # fmt: skip
     "videos": re.compile(r"^(.+\.mp4|\..+\.tmp)$"),
     "wandb": None,  # anything: wandb's files for this run
+    "tensorboard": re.compile(r"^events\.out\.tfevents\..+$"),  # agents.tracking.TensorBoardLog
     "evaluation": None,  # anything: scripts.evaluate's outputs for this run's network
 }
 

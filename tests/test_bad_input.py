@@ -126,7 +126,7 @@ BAD_TRAIN = [
 ]
 # Settings with no invalid value of their own (any value is a valid choice); numeric settings
 # are covered by the NaN / infinity / int64 tables below.
-FREE = {"double_dqn", "dueling", "distributional", "noisy", "prioritized", "record_video",
+FREE = {"tensorboard", "double_dqn", "dueling", "distributional", "noisy", "prioritized", "record_video",
         "progress", "track", "save_replay", "wandb_project", "wandb_entity", "wandb_group",
         "wandb_tags", "shared_hidden", "augment", "exp_name"}  # fmt: skip
 
