@@ -126,9 +126,9 @@ BAD_TRAIN = [
 ]
 # Settings with no invalid value of their own (any value is a valid choice); numeric settings
 # are covered by the NaN / infinity / int64 tables below.
-FREE = {"tensorboard", "double_dqn", "dueling", "distributional", "noisy", "prioritized", "record_video",
+FREE = {"double_dqn", "dueling", "distributional", "noisy", "prioritized", "record_video",
         "progress", "track", "save_replay", "wandb_project", "wandb_entity", "wandb_group",
-        "wandb_tags", "shared_hidden", "augment", "exp_name"}  # fmt: skip
+        "wandb_tags", "shared_hidden", "augment", "exp_name", "tensorboard"}  # fmt: skip
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_TRAIN, ids=[" ".join(a) for a, _ in BAD_TRAIN])
