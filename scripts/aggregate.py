@@ -1,11 +1,11 @@
-"""Aggregate human-normalized scores over games: ``python -m scripts.aggregate DIR... --output F``.
+"""Aggregate human-normalized scores over games: ``python -m scripts.aggregate DIR... --json F``.
 
 Each DIR is a training run (``summary.json`` from ``scripts.train``: ``env``, ``seed``,
 ``eval_human_normalized`` or ``eval_mean_return``) or an evaluation (``summary.json`` from
 ``scripts.evaluate``: ``env``, ``human_normalized``, ``mean_return``). Runs are grouped by game
 (any spelling of the env id); runs of one game are its seeds. Mean, median, interquartile mean
 and optimality gap come with stratified-bootstrap 95% confidence intervals (Agarwal et al. 2021,
-see ``agents.statistics``). Prints a table; ``--output`` also writes it as JSON.
+see ``agents.statistics``). Prints a table; ``--json FILE`` also writes it as JSON.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import numpy as np
 from agents import checks
 from agents.statistics import AGGREGATES, ScoreInput, bootstrap_intervals
 from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized, normalize_game_name
-from scripts._cli import ArgumentParser, cli_main
+from scripts._cli import RENAMED_FLAGS, ArgumentParser, cli_main
 
 PROG = "aggregate"
+RENAMED_FLAGS.update({"--reps": "--bootstrap-reps", "--output": "--json"})
+"""The old spellings of aggregate's and plot's flags, named by the did-you-mean line."""
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
@@ -149,24 +151,25 @@ def format_table(result: Mapping[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+", type=Path, help="run or evaluation directories")
-    p.add_argument("--output", type=checks.path_arg, default=None, metavar="FILE",
-                   help="also write the result as JSON here (default: none: print the table "
+    p.add_argument("--json", type=checks.path_arg, default=None, metavar="FILE",
+                   help="also write the result here, as JSON (default: none: print the table "
                    "only)")  # fmt: skip
-    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--bootstrap-reps", type=int, default=2000, metavar="N",
+                   help="stratified-bootstrap resamples for the intervals")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, metavar="INT", help="bootstrap seed")
     args = p.parse_args(argv)
-    checks.check_number("--reps", args.reps, checks.BOOTSTRAP_REPS)
+    checks.check_number("--bootstrap-reps", args.bootstrap_reps, checks.BOOTSTRAP_REPS)
     checks.check_number("--seed", args.seed, checks.SEED)
-    if args.output is not None:
-        checks.check_writable_file("--output", args.output)
-    result = aggregate_runs(args.dirs, args.reps, args.seed)
+    if args.json is not None:
+        checks.check_writable_file("--json", args.json)
+    result = aggregate_runs(args.dirs, args.bootstrap_reps, args.seed)
     print(format_table(result))
-    if args.output is not None:
+    if args.json is not None:
         from agents.checkpoint import atomic_write
 
         text = json.dumps(result, indent=2) + "\n"
-        atomic_write(args.output, lambda f: f.write(text.encode()))
-        print(f"written: {args.output}")
+        atomic_write(args.json, lambda f: f.write(text.encode()))
+        print(f"written: {args.json}")
     return 0
 
 

@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--bootstrap-reps",
         type=int,
         default=2000,
+        metavar="N",
         help="stratified-bootstrap resamples for the intervals",
     )
     return p
@@ -447,8 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(f"--jobs: {args.jobs} is not accepted; use an integer >= 1")
     if args.torch_threads < 0:
         raise ValueError(f"--torch-threads: {args.torch_threads} is not accepted; use >= 0")
-    if args.bootstrap_reps < 1:
-        raise ValueError(f"--bootstrap-reps: {args.bootstrap_reps} is not accepted; use >= 1")
+    from agents import checks
+
+    checks.check_number("--bootstrap-reps", args.bootstrap_reps, checks.BOOTSTRAP_REPS)
     from agents.presets import PRESETS
 
     if args.preset not in PRESETS:

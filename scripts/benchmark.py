@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m scripts.benchmark SUITE [--steps N] [--json OUT]`.
+"""Benchmarks: `python -m scripts.benchmark SUITE [--steps N] [--json FILE]`.
 
 A suite is a plain function in `SUITES` that takes the `--steps` budget (None: its default) and
 returns {row name: {column: number}}; the table is printed and, with --json, written with the

@@ -67,41 +67,50 @@ from envs.atari import FRAME_SKIP, get_protocol, print_games_if_requested
 from envs.scores import HUMAN_SCORE_SET
 from envs.trajectories import TrajectoryRecorder
 from envs.vector import check_env_id
-from scripts._cli import cli_main
+from scripts._cli import ArgumentParser, cli_main
 
 PROG = "evaluate"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", nargs="?", default=None,
                    help="checkpoint file, or a run directory (or give --pretrained)")  # fmt: skip
     p.add_argument("--pretrained", default=None, metavar="NAME",
-                   help="a shipped agent (agents/pretrained/), or a path to a .safetensors/.json "
-                   "pair")  # fmt: skip
-    p.add_argument("--episodes", type=int, default=None,
+                   help="play a shipped agent (agents/pretrained/), or a .safetensors/.json pair "
+                   "at this path (default: none: play CHECKPOINT)")  # fmt: skip
+    p.add_argument("--episodes", type=int, default=None, metavar="N",
                    help="episodes to play (default: the protocol's, 100 for atari100k, else 10)"
                    )  # fmt: skip
     p.add_argument("--epsilon", type=float, default=None,
-                   help="default: the protocol's (nature 0.05, machado and atari100k 0.001) "
-                   "with --protocol, else the run's eval epsilon")  # fmt: skip
+                   help="probability of a random action (default: the protocol's with "
+                   "--protocol: nature 0.05, machado and atari100k 0.001; else the run's eval "
+                   "epsilon)")  # fmt: skip
     p.add_argument("--protocol", choices=tuple(PROTOCOL_EVAL_EPSILON), default=None,
-                   help="default: the run's protocol")  # fmt: skip
-    p.add_argument("--max-episode-frames", type=int, default=108_000,
-                   help="episode cap in emulator frames (default 108,000)")  # fmt: skip
-    p.add_argument("--env", default=None, help="play this game instead of the checkpoint's")
+                   help="evaluation protocol: no-op starts, sticky actions and epsilon "
+                   "(default: the run's protocol)")  # fmt: skip
+    p.add_argument("--max-episode-frames", type=int, default=108_000, metavar="N",
+                   help="episode cap in emulator frames (default: 108000)")  # fmt: skip
+    p.add_argument("--env", default=None, metavar="GAME",
+                   help="play this game instead of the checkpoint's (default: the checkpoint's "
+                   "game)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="with --env: play a different action set")
-    p.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     p.add_argument(
-        "--record", type=checks.path_arg, default=None, help="directory for one mp4 per episode"
+        "--seed", type=int, default=0, metavar="INT", help="evaluation seed (default: 0)"
     )
+    p.add_argument("--record", type=checks.path_arg, default=None, metavar="DIR",
+                   help="write one mp4 per episode to this directory (default: none: no "
+                   "videos)")  # fmt: skip
     p.add_argument("--record-best", action="store_true", help="with --record: keep the best only")
     p.add_argument("--save-trajectories", type=checks.path_arg, default=None, metavar="PATH",
-                   help="write observations, actions, rewards, episodes to this .npz")  # fmt: skip
-    p.add_argument(
-        "--output-dir", type=checks.path_arg, default=None, help="where summary.json goes"
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+                   help="write observations, actions, rewards, episodes to this .npz "
+                   "(default: none: no trajectories are saved)")  # fmt: skip
+    p.add_argument("--output-dir", type=checks.path_arg, default=None, metavar="DIR",
+                   help="where episodes.csv and summary.json go (default: RUN/evaluation beside "
+                   "the checkpoints folder; runs/pretrained/NAME/evaluation with --pretrained)"
+                   )  # fmt: skip
+    p.add_argument("--device", default="auto",
+                   help="auto (cuda when available, else cpu), cpu or cuda")  # fmt: skip
     return p
 
 

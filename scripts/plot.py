@@ -55,7 +55,7 @@ import numpy as np
 from agents import checks
 from agents.statistics import bootstrap_ci, bootstrap_intervals
 from envs.scores import compact_game_name, normalize_game_name
-from scripts._cli import cli_main
+from scripts._cli import ArgumentParser, cli_main
 from scripts.aggregate import normalized_score, score_input
 
 PROG = "plot"
@@ -604,13 +604,16 @@ def draw_human_normalized(
 
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
-    p = checks.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="run directories (with metrics.csv)")
-    p.add_argument("--output-dir", type=checks.path_arg, default=Path("runs/plots"))
+    p.add_argument("--output-dir", type=checks.path_arg, default=Path("runs/plots"), metavar="DIR",
+                   help="where the figures are written (.png and .svg)")  # fmt: skip
     p.add_argument("--x", choices=X_UNITS, default="steps", help="x axis: agent steps or frames")
-    p.add_argument("--window", type=int, default=20, help="episodes in the moving average")
-    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for the bars")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--window", type=int, default=20, metavar="N",
+                   help="episodes in the moving average")  # fmt: skip
+    p.add_argument("--bootstrap-reps", type=int, default=2000, metavar="N",
+                   help="stratified-bootstrap resamples for the bars' intervals")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, metavar="INT", help="bootstrap seed")
     p.add_argument(
         "--label", action="append", default=[], metavar="RUN_DIR=NAME",
         help="name the group of RUN_DIR (a glob such as 'runs/pong-*' or '*' for every run); "
@@ -619,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     args = p.parse_args(argv)
     checks.check_number("--window", args.window, checks.POSITIVE_INT)
-    checks.check_number("--reps", args.reps, checks.BOOTSTRAP_REPS)
+    checks.check_number("--bootstrap-reps", args.bootstrap_reps, checks.BOOTSTRAP_REPS)
     checks.check_number("--seed", args.seed, checks.SEED)
     for text in args.label:
         parse_label(text)
@@ -628,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = [load_run(run_dir) for run_dir in args.runs]  # bad input refused before drawing
     labels = group_labels(runs, args.label)
     paths = draw_learning_curves(runs, args.output_dir, args.window, args.x, labels)
-    paths += draw_human_normalized(runs, args.output_dir, args.reps, args.seed, labels)
+    paths += draw_human_normalized(runs, args.output_dir, args.bootstrap_reps, args.seed, labels)
     for path in paths:
         print(path)
     return 0

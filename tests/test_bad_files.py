@@ -525,8 +525,11 @@ def test_plot_refuses_the_same_run_given_twice(tmp_path, capsys, how):
     [
         (["--window", "0"], "--window: 0 is not accepted; use an integer >= 1"),
         (["--window", "nan"], "argument --window: invalid int value: 'nan' (see plot --help)"),
-        (["--reps", "0"], "--reps: 0 is not accepted; use an integer in [1, 1000000]"),
-        (["--reps", str(10**9)], "--reps: 1000000000 is not accepted"),
+        (
+            ["--bootstrap-reps", "0"],
+            "--bootstrap-reps: 0 is not accepted; use an integer in [1, 1000000]",
+        ),
+        (["--bootstrap-reps", str(10**9)], "--bootstrap-reps: 1000000000 is not accepted"),
         (["--seed", "-1"], "--seed: -1 is not accepted; use an integer >= 0"),
         (["--x", "seconds"], "argument --x: invalid choice: 'seconds'"),
         (["--output-dir", ""], "argument --output-dir: '' is not accepted (empty)"),
@@ -568,7 +571,7 @@ def test_aggregate_refuses_a_malformed_summary_in_one_line_naming_it(tmp_path, c
     else:
         (run / "summary.json").write_text(text)
     out = tmp_path / "agg.json"
-    rc = aggregate.main([str(run), "--output", str(out)])
+    rc = aggregate.main([str(run), "--json", str(out)])
     err = one_line(capsys)
     assert rc == 2 and words.replace("{run}", str(run)) in err, err
     assert not out.exists()
@@ -595,12 +598,18 @@ def test_aggregate_counts_a_run_once(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--reps", "0"], "--reps: 0 is not accepted; use an integer in [1, 1000000]"),
-        (["--reps", "nan"], "argument --reps: invalid int value: 'nan' (see aggregate --help)"),
+        (
+            ["--bootstrap-reps", "0"],
+            "--bootstrap-reps: 0 is not accepted; use an integer in [1, 1000000]",
+        ),
+        (
+            ["--bootstrap-reps", "nan"],
+            "argument --bootstrap-reps: invalid int value: 'nan' (see aggregate --help)",
+        ),
         (["--seed", "-3"], "--seed: -3 is not accepted; use an integer >= 0"),
-        (["--output", ""], "argument --output: '' is not accepted (empty); give a path"),
-        (["--output", "{tmp}"], "--output: '{tmp}' is a directory; give a file path"),
-        (["--output", "{tmp}/pong/summary.json/x"], "cannot be written: {tmp}/pong/summary.json"),
+        (["--json", ""], "argument --json: '' is not accepted (empty); give a path"),
+        (["--json", "{tmp}"], "--json: '{tmp}' is a directory; give a file path"),
+        (["--json", "{tmp}/pong/summary.json/x"], "cannot be written: {tmp}/pong/summary.json"),
     ],
 )
 def test_aggregate_flags_are_checked_before_any_work(tmp_path, capsys, args, words):

@@ -19,9 +19,8 @@ from scripts import train as train_script
 
 SCRIPTS = ["train", "train_supervised", "evaluate", "plot", "aggregate", "atari100k", "ablation",
            "benchmark", "export_pretrained", "demo", "soak"]  # fmt: skip
-# Scripts whose flags are this package's generated or shared parser: each value a flag takes
-# shows its default. Options without one are required.
-OWN = [s for s in SCRIPTS if s not in ("evaluate", "plot")]
+# Every script's parser is scripts._cli.ArgumentParser: each option that takes a value shows its
+# default, or what happens without it ("(default: none: ...)"), unless it is required.
 REQUIRED = {"export_pretrained": {"--name"}, "soak": {"--output-dir"}}
 TRAIN_HEADINGS = ["run and env", "algorithm", "Rainbow switches", "evaluation and logging", "speed"]
 
@@ -74,7 +73,7 @@ def test_help_exits_0_and_never_shows_a_default_of_none(capsys, script):
     assert "(default: None)" not in text and "default: None" not in text
 
 
-@pytest.mark.parametrize("script", OWN)
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_every_option_that_takes_a_value_shows_its_default(capsys, script):
     blocks = option_blocks(run_help(capsys, script))
     valued = [f for f, block in blocks.items() if takes_value(block)]
@@ -279,9 +278,9 @@ def test_train_supervised_parse_errors_are_one_line(tmp_path, capsys, argv, line
 def test_the_other_scripts_name_the_closest_flag(tmp_path, capsys):
     from scripts import aggregate
 
-    line = one_error_line(capsys, aggregate.main, [str(tmp_path), "--rep", "5"])
+    line = one_error_line(capsys, aggregate.main, [str(tmp_path), "--sed", "5"])
     assert line == (
-        "aggregate: error: unrecognized arguments: --rep 5; did you mean --reps? "
+        "aggregate: error: unrecognized arguments: --sed 5; did you mean --seed? "
         "(see aggregate --help)"
     )
     from scripts import ablation
@@ -291,6 +290,60 @@ def test_the_other_scripts_name_the_closest_flag(tmp_path, capsys):
         "ablation: error: unrecognized arguments: --seed 1; did you mean --seeds? "
         "(see ablation --help)"
     )
+
+
+def test_evaluate_and_plot_help_say_what_each_option_is_and_its_default(capsys):
+    evaluate = option_blocks(run_help(capsys, "evaluate"))
+    assert evaluate["--seed"].endswith("evaluation seed (default: 0)")
+    assert evaluate["--max-episode-frames"].endswith("(default: 108000)")
+    assert evaluate["--device"].endswith("(default: auto)")
+    assert evaluate["--pretrained"].endswith("(default: none: play CHECKPOINT)")
+    assert evaluate["--record"].endswith("(default: none: no videos)")
+    assert evaluate["--save-trajectories"].endswith("(default: none: no trajectories are saved)")
+    assert "(default: RUN/evaluation beside the checkpoints folder;" in evaluate["--output-dir"]
+    for name in ("--epsilon", "--protocol"):  # what the flag is comes first
+        assert "(default:" in evaluate[name]
+        assert not evaluate[name].split(maxsplit=2)[-1].startswith("default"), evaluate[name]
+    text = run_help(capsys, "plot")
+    description = text.split("\n\n")[1]
+    assert description.rstrip().endswith("[--label RUN_DIR=NAME ...]``."), description
+    plot = option_blocks(text)
+    assert plot["--output-dir"].endswith(
+        "where the figures are written (.png and .svg) (default: runs/plots)"
+    )
+    assert plot["--x"].endswith("(default: steps)")
+    assert plot["--window"].endswith("(default: 20)")
+    assert plot["--bootstrap-reps"].endswith("(default: 2000)")
+    assert plot["--seed"].endswith("bootstrap seed (default: 0)")
+
+
+def test_bootstrap_resamples_and_json_output_have_one_spelling(tmp_path, capsys):
+    """--bootstrap-reps in plot, aggregate and atari100k; --json FILE in aggregate and benchmark.
+    The old spellings are refused with the new one named."""
+    from scripts import aggregate, atari100k, benchmark, plot
+
+    for script in ("plot", "aggregate", "atari100k"):
+        blocks = option_blocks(run_help(capsys, script))
+        assert "--bootstrap-reps" in blocks and "--reps" not in blocks, script
+    for script in ("aggregate", "benchmark"):
+        blocks = option_blocks(run_help(capsys, script))
+        assert blocks["--json"].startswith("--json FILE "), script
+        assert "--output" not in blocks, script
+    old = [
+        (plot, "plot", [str(tmp_path), "--reps", "5"], "--reps 5", "--bootstrap-reps"),
+        (aggregate, "aggregate", [str(tmp_path), "--reps", "5"], "--reps 5", "--bootstrap-reps"),
+        (aggregate, "aggregate", [str(tmp_path), "--output", "a.json"], "--output a.json",
+         "--json"),
+        (atari100k, "atari100k", ["--reps", "5"], "--reps 5", "--bootstrap-reps"),
+        (benchmark, "benchmark", ["dqn", "--output", "b.json"], "--output b.json", "--json"),
+    ]  # fmt: skip
+    for module, prog, argv, given, new in old:
+        line = one_error_line(capsys, module.main, argv)
+        assert line == (
+            f"{prog}: error: unrecognized arguments: {given}; did you mean {new}? "
+            f"(see {prog} --help)"
+        )
+    assert not list(tmp_path.iterdir())
 
 
 def test_flags_take_underscores_and_none():

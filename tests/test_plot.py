@@ -93,7 +93,9 @@ def test_frames_multiply_agent_steps_by_the_frame_skip(tmp_path):
 
 def test_main_writes_png_and_svg_with_panels_and_labels(atari_runs, tmp_path, capsys):
     out = tmp_path / "plots"
-    assert plot.main([*map(str, atari_runs), "--output-dir", str(out), "--reps", "300"]) == 0
+    assert (
+        plot.main([*map(str, atari_runs), "--output-dir", str(out), "--bootstrap-reps", "300"]) == 0
+    )
     for stem in ("learning_curves", "human_normalized"):
         png = (out / f"{stem}.png").read_bytes()
         assert png[:8] == PNG_MAGIC and len(png) > 20_000, stem

@@ -189,7 +189,7 @@ def runs(tmp_path):
 
 def test_aggregate_groups_games_and_writes_json(runs, tmp_path, capsys):
     out = tmp_path / "out" / "aggregate.json"
-    assert aggregate.main([*map(str, runs), "--output", str(out), "--reps", "500"]) == 0
+    assert aggregate.main([*map(str, runs), "--json", str(out), "--bootstrap-reps", "500"]) == 0
     result = json.loads(out.read_text())
     assert result["games"]["pong"]["scores"] == pytest.approx([0.25, 0.5])
     assert result["games"]["breakout"] == {"runs": 1, "mean": 1.0, "scores": [1.0]}
