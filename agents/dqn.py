@@ -12,12 +12,14 @@ import copy
 import functools
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from agents.augment import augment_batch
+from agents.checkpoint import load_network
 from agents.config import TrainConfig
 from agents.optimizers import CenteredRMSprop
 from agents.replay import Batch
@@ -176,14 +178,6 @@ class CompiledLoss:
         return terms
 
 
-def linear_schedule(start: float, end: float, duration_steps: int, step: int) -> float:
-    """Linear interpolation from ``start`` to ``end`` over ``duration_steps``, then ``end``."""
-    if duration_steps <= 0:
-        return end
-    fraction = min(max(step, 0) / duration_steps, 1.0)
-    return start + fraction * (end - start)
-
-
 def epsilon_greedy(
     q_values: torch.Tensor, epsilon: float | torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -321,16 +315,14 @@ class DQNAgent:
                 f"--augment: random shifts need image observations; {config.env!r} gives shape "
                 f"{tuple(obs_shape)}; drop --augment"
             )
-        torch.manual_seed(seed)
-        online = build_q_network(obs_shape, num_actions, config.hidden, config).to(device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)  # the initial weights depend on the seed alone
+            online = build_q_network(obs_shape, num_actions, config.hidden, config).to(device)
         if len(obs_shape) == 3:
             # NHWC convolutions are about 20% faster on CPU (oneDNN) and use tensor cores on GPU.
             online = online.to(memory_format=torch.channels_last)
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
-        if device.type == "cuda" and config.tf32 != "off":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
         optimizer = build_optimizer(config, online.parameters())
         compile_update = should_compile(config, obs_shape)
         return cls(online, optimizer, config, device, generator, compile_update)
@@ -383,6 +375,27 @@ class DQNAgent:
 
         obs = aug(batch.obs)  # drawn before next_obs: two independent draws, as Dopamine's rng1/2
         return batch._replace(obs=obs, next_obs=aug(batch.next_obs))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimizer, update count and the agent's random generators."""
+        noise = self.noise_generator
+        return {
+            "model": self.online.state_dict(), "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "updates": self.updates,
+            "agent_rng": self.generator.get_state(),
+            "noise_rng": None if noise is None else noise.get_state(),
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any], source: object = "the checkpoint") -> None:
+        """Restore ``state_dict``'s output; a checkpoint of another network is refused in one
+        line naming ``source`` and both sides."""
+        load_network(self.online, state["model"], source)
+        load_network(self.target, state["target"], source)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = state["updates"]
+        self.generator.set_state(state["agent_rng"])
+        if state["noise_rng"] is not None and self.noise_generator is not None:
+            self.noise_generator.set_state(state["noise_rng"])
 
     @torch.no_grad()
     def sync_target(self) -> None:

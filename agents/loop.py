@@ -1,18 +1,22 @@
-"""The training loop: vector env -> act -> replay -> update -> target sync -> log/eval/checkpoint.
+"""The training loop: actor -> replay -> learner, with evaluation, logging and checkpoints.
+
+``Trainer`` runs the parts ``agents.build.build_trainer`` makes (or a test gives it): an actor
+(``agents.actor``: vector env, policy, exploration schedule), the replay, and a learner
+(``agents.learner``: updates at the replay ratio, target sync), composed in one process. It owns
+the run's clock (``global_step``), the schedules of logging, evaluation and checkpoints, and the
+run's state as data: ``state_dict`` gathers the parts' own state dicts into one checkpoint and
+``load_state_dict`` gives each part its own back.
 
 ``global_step`` counts agent steps summed over the parallel envs: one vector step with N envs adds
 N. Every schedule is in those units (epsilon decay, learning starts, target sync, evaluation,
-checkpoints), so they do not depend on N or on the train frequency. The replay ratio is kept for
-any N: each vector step earns ``N * gradient_steps / train_frequency`` updates, paid out as whole
-updates (with N=1 and train_frequency=4, one update every 4th step; with N=4, one every step).
+checkpoints), so they do not depend on N or on the train frequency.
 
-The fast path (``async_envs``): the actions are sent to ale_py's threaded emulators, the updates
+The fast path (``overlap``): the actions are sent to ale_py's threaded emulators, the updates
 due run while they step, then the step is received and stored; so env time hides behind update
 time. The update's metrics stay on the device, summed, and are read once per log interval: no
 host synchronisation per step beyond the actions the envs need.
 
-This module knows nothing of wandb: it logs through the ``Tracker`` it is given. The run's state
-(checkpoints, resume) lives in ``agents.runs``.
+This module knows nothing of wandb: it logs through the ``Tracker`` it is given.
 
 Every fault ends in a known state. SIGINT/SIGTERM (``agents.interrupts``): a training step and a
 checkpoint write finish first; start-up, an evaluation and the video stop at once; the run then
@@ -27,63 +31,42 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import shutil
 import sys
 import time
-from collections import deque
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from agents.checkpoint import (
-    CheckpointError,
-    check_compatible,
-    config_to_dict,
-    latest_checkpoint,
-    load_checkpoint,
-)
-from agents.checks import check_checkpoint
-from agents.config import TrainConfig, epsilon_decay_length, schedule_warnings, validate
-from agents.dqn import DQNAgent, linear_schedule
-from agents.evaluation import agent_policy, evaluate, recording_problem
-from agents.interrupts import Interrupted, SignalGuard, pause_point
-from agents.replay import Batch
-from agents.run_dir import (
-    RunLock,
-    check_resume,
-    claim_output_dir,
-    prepare_new_run,
-    remove_if_unused,
-)
-from agents.runs import (
+from agents.actor import Actor, Transitions
+from agents.checkpoint import config_to_dict, save_checkpoint
+from agents.config import TrainConfig
+from agents.evaluation import agent_policy, evaluate, record_video
+from agents.faults import (
     NonFiniteLossError,
+    StoppedBeforeCheckpoint,
     TrainingError,
-    check_output_dir,
-    final_summary,
-    make_replay,
-    new_run_id,
-    replay_device,
-    resolve_device,
-    restore_trainer,
-    saved_replay_dir,
-    saved_replay_slots,
-    seed_everything,
-    stop_summary,
-    write_checkpoint,
-    write_json,
+    brief,
+    discard_new_run,
+    newest_checkpoint_text,
 )
-from agents.tracking import Tracker, truncate_metrics, warn
+from agents.interrupts import SIGNAL_EXIT_CODES, Interrupted, SignalGuard, signal_name
+from agents.learner import Learner
+from agents.replay_io import save_replay
+from agents.run_dir import RunLock, remove_if_unused
+from agents.runs import load_saved_replay, write_json
+from agents.tracking import Tracker, warn
 from envs.atari import FRAME_SKIP, is_atari_game
-from envs.vector import make_vector_env
 
 __all__ = [
-    "Interrupted", "NonFiniteLossError", "Trainer", "TrainingError", "make_replay",
-    "resolve_device", "train",
+    "Interrupted", "NonFiniteLossError", "RunFiles", "StoppedBeforeCheckpoint", "Trainer",
+    "TrainingError", "discard_new_run", "newest_checkpoint_text",
 ]  # fmt: skip
-UPDATE_METRICS = ("losses/td_loss", "losses/q_values")
+
 LONG_EVALUATION = 30
 """Episodes from which a periodic evaluation is announced before it starts (``evaluating N
 episodes ...``), as the final evaluation always is: long enough to leave the bar still a while."""
@@ -115,136 +98,111 @@ def evaluation_line(result: dict[str, Any], step: int, env: str, final: bool = F
     return line + ")"
 
 
+@dataclass
+class RunFiles:
+    """Where a run writes: its directory, its wandb run id, whether it continues a run there
+    (``resumed``), whether the directory was made for it (``made_here``: removed again when the
+    run never starts), and the directory's lock (held until the run ends)."""
+
+    output_dir: Path
+    run_id: str = ""
+    resumed: bool = False
+    made_here: bool = False
+    lock: RunLock | None = None
+
+    def release(self) -> None:
+        """Release the run directory's lock (a second run may use it from then on)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+
 class Trainer:
-    """State of one run: env, agent, replay, counters; ``run()`` trains to ``total_steps``."""
+    """One run: an actor and a learner (which holds the agent and the replay) composed in one
+    process, logging to ``tracker`` in ``files.output_dir``; ``run()`` trains to
+    ``total_steps``."""
 
     def __init__(
         self,
         config: TrainConfig,
-        tracker: Tracker | None = None,
-        resume: bool = False,
-        overwrite: bool = False,
+        actor: Actor,
+        learner: Learner,
+        tracker: Tracker,
+        files: RunFiles,
         signals: SignalGuard | None = None,
+        device: torch.device | None = None,
+        overlap: bool = False,
     ) -> None:
-        """``resume``: continue the run in ``config.output_dir`` from its newest checkpoint;
-        ``overwrite``: delete the run that directory holds first (refused without it);
-        ``signals``: the script's guard, already installed during the start-up (``run()``
-        installs it if not)."""
-        self.signals = signals or SignalGuard()
-        validate(config)
-        if resume and overwrite:
-            raise ValueError(
-                "--overwrite: cannot be combined with --resume (one continues the run in the "
-                "directory, the other deletes it); give one of them"
-            )
-        self.device = resolve_device(config.device)
-        config, created = (config, False) if resume else claim_output_dir(config)
+        """``overlap``: run the updates while the envs step (``actor.send``/``receive``), for
+        envs that step in the background (ale_py's threads)."""
         self.config = config
-        self.output_dir = Path(config.output_dir)
-        self.made_here = made_here = created or not self.output_dir.exists()
-        check_output_dir(self.output_dir)
-        self.lock: RunLock | None = RunLock.acquire(self.output_dir)  # until run() ends
-        if created:  # a name the user did not give: say it before anything else
-            print(f"run directory: {self.output_dir}", flush=True)
-        self.resumed = resume
-        try:
-            self._setup(config, tracker, resume, overwrite)
-        except BaseException:
-            if getattr(self, "new_run_begun", False):  # a new run that never started
-                discard_new_run(self.output_dir, getattr(self, "tracker", None))
-            self.release()
-            if made_here:
-                remove_if_unused(self.output_dir)
-            raise
-
-    def release(self) -> None:
-        """Release the run directory's lock (a second run may use it from then on)."""
-        if getattr(self, "lock", None) is not None:
-            self.lock.release()
-            self.lock = None
-
-    def _setup(
-        self, config: TrainConfig, tracker: Tracker | None, resume: bool, overwrite: bool
-    ) -> None:
-        if resume:
-            resumed = self._load_resume_state()
-        else:
-            resumed = None
-            prepare_new_run(self.output_dir, overwrite)
-            self.new_run_begun = True  # what is written from here on is this run's
-        seed_everything(config.seed)
-        self.envs = make_vector_env(
-            config.env, config.num_envs, config.protocol, "train", config.seed
-        )
-        self.obs_shape = tuple(self.envs.single_observation_space.shape)
-        if config.torch_threads > 0 or len(self.obs_shape) != 3:
-            torch.set_num_threads(config.torch_threads or 1)
-        self.num_actions = int(self.envs.single_action_space.n)
-        self.agent = DQNAgent.build(
-            config, self.obs_shape, self.num_actions, self.device, config.seed
-        )
-        self._watch_optimizer()
-        pause_point("startup")  # a test hook: waits for a signal when a test asks
-        print(f"device: {self.device} (networks), {replay_device(config, self.device)} (replay)",
-              flush=True)  # fmt: skip
-        saved = saved_replay_dir(resumed) if resumed is not None else None
-        keep = saved_replay_slots(saved) if saved is not None else None
-        self.replay = make_replay(config, self.envs, self.device, keep_slots=keep)
-        self.overlap = config.async_envs == "on" or (
-            config.async_envs == "auto" and is_atari_game(config.env)
-        )
-        if resumed is not None:
-            check_compatible(resumed, config.env, self.obs_shape, self.num_actions)
-        (self.output_dir / "checkpoints").mkdir(exist_ok=True)
-        write_json(self.output_dir / "config.json", config_to_dict(config))
-        wall, logged_until = 0.0, -1
-        if resumed is not None:
-            wall, logged_until = truncate_metrics(
-                self.output_dir / "metrics.csv", resumed["global_step"],
-                resumed.get("metrics_rows"),
-            )  # fmt: skip
-        self.run_id = resumed.get("run_id") if resumed is not None else new_run_id()
-        self.tracker = tracker or Tracker(
-            self.output_dir, config_to_dict(config), track=config.track, mode=config.wandb_mode,
-            project=config.wandb_project, entity=config.wandb_entity, group=config.wandb_group,
-            tags=config.wandb_tags, name=config.exp_name or self.output_dir.name,
-            run_id=self.run_id,
-            init_timeout_seconds=config.wandb_init_timeout, wall_offset_seconds=wall,
-            wandb_has_steps_until=logged_until,
-        )  # fmt: skip
-        self.obs: np.ndarray | None = None  # the envs' current observations
-        self.refill_until = -1  # a run resumed without its replay refills it before updating
-        self.phase = "start-up"  # what the run is doing (named when a fault stops it)
-        self.envs_whole = True  # False inside an env step: the envs' state is not the obs'
-        self.replay_whole = True  # False while the replay is written to
+        self.actor = actor
+        self.learner = learner
+        self.tracker = tracker
+        self.files = files
+        self.output_dir = files.output_dir
+        self.signals = signals or SignalGuard()
+        self.device = device or learner.agent.device
+        self.overlap = overlap
+        self.phase_name = "start-up"  # what the run is doing (named when a fault stops it)
+        self.replay_written = True  # False while the replay is written to
         self.last_checkpoint: tuple[int, Path] | None = None
         self.global_step = 0
-        self.updates_due = 0.0
-        self.next_target_sync = config.target_update_steps
         self.next_log = config.log_every_steps
         self.next_eval = config.eval_every_steps or math.inf
         self.next_checkpoint = config.checkpoint_every_steps
-        self.recent_returns: deque[float] = deque(maxlen=20)
-        self.metric_sums: torch.Tensor | None = None  # update metrics summed on the device
-        self.metric_count = 0
         self.last_eval: dict[str, Any] | None = None
         self.last_eval_step = -1
         self.bar: Any = None  # the progress bar while the steps run
         self.last_sps: float | None = None
         self.solved_at: int | None = None
-        self.learning_clock: tuple[int, float] | None = None  # (step, time) of the first update
         self.learning_sps: float | None = None  # agent steps/s once updates began
-        # Resolved against total_steps now; a resumed run keeps the length it started with.
-        self.epsilon_decay_steps = epsilon_decay_length(config)
-        if resumed is not None:
-            restore_trainer(self, resumed)
-        for line in schedule_warnings(config, self.epsilon_decay_steps):
-            warn(line)
-        # Said now, not after the run: a video that cannot be made is skipped at the end.
-        self.video_problem = recording_problem(config.env) if config.record_video else None
-        if self.video_problem is not None:
-            warn(f"--record-video: {config.env!r} cannot be recorded: {self.video_problem}; the "
-                 "run goes on without a video")  # fmt: skip
+        self.video_problem: str | None = None  # why the final video cannot be made (if not)
+        self._watch_optimizer()
+
+    # -- the parts, by the names the rest of the package reads ----------------------------------
+    @property
+    def agent(self):
+        return self.learner.agent
+
+    @property
+    def replay(self):
+        return self.learner.replay
+
+    @property
+    def envs(self):
+        return self.actor.envs
+
+    @property
+    def obs(self) -> np.ndarray | None:
+        return self.actor.obs
+
+    @property
+    def run_id(self) -> str:
+        return self.files.run_id
+
+    @property
+    def phase(self) -> str:
+        """What the run is doing: named by the one-line error when a fault stops it."""
+        return "priorities" if self.learner.writing_priorities else self.phase_name
+
+    @phase.setter
+    def phase(self, name: str) -> None:
+        self.phase_name = name
+
+    @property
+    def envs_whole(self) -> bool:
+        """Whether the envs' state is that of the current observations (not inside a step)."""
+        return self.actor.whole
+
+    @property
+    def replay_whole(self) -> bool:
+        """Whether the replay is whole (not inside a write of transitions or priorities)."""
+        return self.replay_written and not self.learner.writing_priorities
+
+    def release(self) -> None:
+        """Release the run directory's lock (a second run may use it from then on)."""
+        self.files.release()
 
     @property
     def stop_signal(self) -> int | None:
@@ -269,69 +227,109 @@ class Trainer:
         self.agent.optimizer.register_step_pre_hook(begin)
         self.agent.optimizer.register_step_post_hook(end)
 
-    def _load_resume_state(self) -> dict[str, Any]:
-        if latest_checkpoint(self.output_dir / "checkpoints") is None:
-            raise CheckpointError(
-                f"--resume: no checkpoint (step_*.pt) in {self.output_dir / 'checkpoints'}; "
-                "nothing to continue: start the run again with --overwrite"
-            )
-        state = load_checkpoint(self.output_dir / "checkpoints", map_location=self.device)
-        try:
-            check_checkpoint(state, state["path"])  # field by field: types, sizes, finite weights
-        except ValueError as error:
-            raise CheckpointError(str(error)) from None
-        check_resume(self.config, state, self.output_dir)  # the same run, with steps left
-        return state
-
-    # -- pieces of a step -----------------------------------------------------------------------
     def epsilon(self) -> float:
+        return self.actor.epsilon(self.global_step)
+
+    # -- the run's state as data ----------------------------------------------------------------
+    def state_dict(self, keep_envs: bool = True) -> dict[str, Any]:
+        """Everything a resumed run needs, as tensors and plain types (``weights_only``
+        loadable): the run's identity and clock, the learner's and the actor's own state dicts,
+        and the process's generators. Without ``keep_envs`` (envs caught inside a step) a
+        resumed run starts new episodes. The keys are those of every checkpoint written so far,
+        so older checkpoints load."""
         c = self.config
-        if c.noisy:
-            return 0.0  # noisy nets explore through their weights (Fortunato et al. 2018)
-        step = self.global_step - c.epsilon_decay_start  # Dopamine: constant until the warm-up ends
-        return linear_schedule(c.epsilon_start, c.epsilon_end, self.epsilon_decay_steps, step)
+        return {
+            "config": config_to_dict(c), "env_id": c.env,
+            "obs_shape": list(self.envs.single_observation_space.shape),
+            "num_actions": int(self.envs.single_action_space.n),
+            "epsilon": self.epsilon(), "run_id": self.run_id,
+            **self.learner.state_dict(),
+            "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+            "global_step": self.global_step, "next_log": self.next_log,
+            "next_checkpoint": self.next_checkpoint, "solved_at": self.solved_at,
+            "next_eval": None if math.isinf(self.next_eval) else self.next_eval,
+            "positions_advanced": True,  # next_eval/next_checkpoint saved past this step's
+            "metrics_rows": getattr(getattr(self.tracker, "metrics", None), "rows", None),
+            **self.actor.state_dict(keep_envs),
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put this freshly built run where the checkpoint ``state`` of the same run left off:
+        each part gets its own state back, the saved replay (if any) is loaded, and the envs
+        continue their episodes when they and the replay were saved."""
+        c, path = self.config, Path(state["path"])
+        self.learner.load_state_dict(state, path)
+        self.global_step = state["global_step"]
+        self.next_log = state["next_log"]
+        self.next_checkpoint = state["next_checkpoint"]
+        self.solved_at = state["solved_at"]
+        self.next_eval = math.inf if state["next_eval"] is None else state["next_eval"]
+        if not state.get("positions_advanced"):  # written before the step's evaluation and the
+            # advance of its checkpoint position: advance them as that run did right after saving
+            if self.next_eval <= self.global_step:
+                self.next_eval += c.eval_every_steps
+            if self.next_checkpoint <= self.global_step:
+                self.next_checkpoint += c.checkpoint_every_steps
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        self.last_checkpoint = (self.global_step, path)
+        replay_dir = state.get("replay")
+        if replay_dir and (path.parent / replay_dir).is_dir():
+            load_saved_replay(self.replay, path.parent / replay_dir, c, self.envs, self.device)
+        else:
+            if replay_dir:
+                warn(f"the saved replay {path.parent / replay_dir} is missing; refilling the "
+                     "replay")  # fmt: skip
+            self.learner.refill_until = self.global_step + c.learning_starts
+        self.actor.load_state_dict(state, restore_envs=self.replay.started)
+
+    def check_finite(self) -> None:
+        """Stop with a message naming the step if any network parameter is NaN or infinite."""
+        largest = [p.detach().abs().amax() for p in self.agent.online.parameters()]
+        if not bool(torch.isfinite(torch.stack(largest)).all()):
+            raise NonFiniteLossError(
+                f"network parameters became NaN or infinite by global step {self.global_step}; "
+                f"stopping (the newest checkpoint in {self.output_dir / 'checkpoints'} is from "
+                "before it)"
+            )
+
+    def write_checkpoint(self, keep_envs: bool = True, keep_replay: bool = True) -> Path:
+        """Save the run (and its replay with ``save_replay`` and ``keep_replay``); never a
+        non-finite network. A write that fails (a full disk, a signal) leaves the checkpoints as
+        they were: no temporary file, no replay without its checkpoint."""
+        if self.last_checkpoint is not None and self.last_checkpoint[0] == self.global_step:
+            return self.last_checkpoint[1]
+        self.check_finite()
+        directory = self.output_dir / "checkpoints"
+        state = self.state_dict(keep_envs)
+        replay = None
+        if self.config.save_replay and keep_replay:
+            for stale in directory.glob(".replay_*.tmp"):  # left by a run that was killed
+                shutil.rmtree(stale, ignore_errors=True)
+            state["replay"] = f"replay_{self.global_step:012d}"
+            replay = directory / state["replay"]
+        try:
+            if replay is not None:
+                save_replay(self.replay, replay)
+            path = save_checkpoint(directory, state, self.global_step, self.config.keep_checkpoints)
+        except BaseException:
+            if replay is not None:  # a replay whose checkpoint was not written
+                shutil.rmtree(replay, ignore_errors=True)
+            raise
+        if replay is not None:  # only the newest checkpoint keeps its replay
+            for old in directory.glob("replay_*"):
+                if old.name != replay.name:
+                    shutil.rmtree(old, ignore_errors=True)
+        self.last_checkpoint = (self.global_step, path)
+        return path
 
     def checkpoint(self) -> Path:
         """Write the run's state (a first signal waits for the write to finish)."""
         phase, self.phase = self.phase, "checkpoint"
         with self.signals.deferred():
-            path = write_checkpoint(self)
+            path = self.write_checkpoint()
         self.phase = phase
         return path
-
-    def train_due(self) -> None:
-        """The gradient updates earned by the steps so far (the replay ratio)."""
-        c = self.config
-        if self.global_step <= max(c.learning_starts, self.refill_until):
-            return
-        if self.learning_clock is None:
-            self.learning_clock = (self.global_step, time.perf_counter())
-        self.updates_due += self.envs.num_envs * c.gradient_steps / c.train_frequency
-        due = int(self.updates_due)
-        self.updates_due -= due
-        for batch in self._batches(due):
-            metrics = self.agent.update(batch)
-            if c.prioritized:
-                self.phase, self.replay_whole = "priorities", False
-                self.replay.update_priorities(batch, metrics["td_error"])
-                self.phase, self.replay_whole = "update", True
-            values = torch.stack([metrics[key] for key in UPDATE_METRICS])
-            self.metric_sums = values if self.metric_sums is None else self.metric_sums + values
-            self.metric_count += 1
-
-    def _batches(self, count: int) -> Iterator[Batch]:
-        """``count`` batches for the updates of one vector step. Uniform replay draws them in one
-        call (nothing is added between these updates, so one draw of ``count`` x batch is the same
-        distribution as ``count`` draws, at a fraction of the per-call cost); prioritized replay
-        draws each after the previous update has written its priorities."""
-        size, step = self.config.batch_size, self.global_step
-        if self.config.prioritized or count <= 1:
-            for _ in range(count):
-                yield self.replay.sample(size, step)
-            return
-        whole = self.replay.sample(count * size, step)
-        columns = [[None] * count if t is None else t.split(size) for t in whole]
-        yield from (Batch(*fields) for fields in zip(*columns))
 
     def run_evaluation(self, episodes: int, final: bool = False) -> dict[str, Any]:
         """Evaluate the network (a signal stops the evaluation at once) and say the result in one
@@ -368,7 +366,7 @@ class Trainer:
     def postfix(self) -> dict[str, str]:
         """What the progress bar shows after its counts: steps per second, the mean of the last
         20 episodes' returns, epsilon, and the last evaluation's mean return."""
-        recent = np.mean(self.recent_returns) if self.recent_returns else float("nan")
+        recent = self.actor.mean_recent_return()
         shown = {"sps": "-" if self.last_sps is None else f"{self.last_sps:.0f}",
                  "ret": f"{recent:.1f}", "eps": f"{self.epsilon():.3f}"}  # fmt: skip
         if self.last_eval is not None:
@@ -379,30 +377,20 @@ class Trainer:
         """Log the interval's means; the one host synchronisation of the interval."""
         sps = (self.global_step - start_step) / max(time.perf_counter() - t0, 1e-9)
         metrics = {"charts/SPS": sps, "charts/epsilon": self.epsilon()}
-        if self.metric_sums is not None:
-            means = (self.metric_sums / self.metric_count).tolist()
-            for key, value in zip(UPDATE_METRICS, means):
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"{key} became {value} by global step {self.global_step}; stopping (the "
-                        f"newest checkpoint in {self.output_dir / 'checkpoints'} is from before it)"
-                    )
-                metrics[key] = value
-            self.metric_sums, self.metric_count = None, 0
+        for key, value in self.learner.take_metrics().items():
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"{key} became {value} by global step {self.global_step}; stopping (the "
+                    f"newest checkpoint in {self.output_dir / 'checkpoints'} is from before it)"
+                )
+            metrics[key] = value
         self.tracker.log(metrics, self.global_step)
         return sps
 
-    def _record_episodes(self, info: dict[str, Any]) -> None:
-        for i in np.flatnonzero(info["episode_done"]):
-            self.recent_returns.append(float(info["episode_return"][i]))
-            self.tracker.log({"charts/episodic_return": info["episode_return"][i],
-                              "charts/episodic_length": info["episode_length"][i]},
-                             self.global_step)  # fmt: skip
-
     def _first_obs(self) -> np.ndarray:
-        if self.obs is not None:  # resumed with the envs' own state: the same episodes go on
-            return self.obs
-        obs, _ = self.envs.reset(seed=self.config.seed + self.global_step)
+        obs, new_episodes = self.actor.reset(self.global_step)
+        if not new_episodes:  # resumed with the envs' own state: the same episodes go on
+            return obs
         if not self.replay.started:
             self.replay.start(obs)
         else:  # resumed with the replay but envs that cannot be saved: new episodes begin
@@ -421,10 +409,10 @@ class Trainer:
             with self.signals:
                 return self._run()
         except (Interrupted, TrainingError):
-            if not self.resumed and self.last_checkpoint is None and self.global_step == 0:
+            if not self.files.resumed and self.last_checkpoint is None and self.global_step == 0:
                 discard_new_run(self.output_dir, self.tracker)  # stopped before its first step
                 self.release()
-                if self.made_here:
+                if self.files.made_here:
                     remove_if_unused(self.output_dir)
             raise
         finally:
@@ -458,9 +446,11 @@ class Trainer:
                 except Exception as error:  # noqa: BLE001 - e.g. a full disk: one line too
                     raise self.fail(error) from error
             self._close_quietly(exit_code=stop.exit_code)
-            if self.global_step == 0 and not self.resumed:
+            if self.global_step == 0 and not self.files.resumed:
                 raise  # nothing to keep: run() leaves the directory as it was
-            raise StoppedBeforeCheckpoint(stop.signum, self) from None
+            raise StoppedBeforeCheckpoint(
+                stop.signum, self.global_step, self.last_checkpoint
+            ) from None
         except NonFiniteLossError:
             self._close_quietly(exit_code=1)
             raise
@@ -474,10 +464,10 @@ class Trainer:
         """The steps to ``total_steps``, or to a signal; returns the steps per second."""
         from tqdm import tqdm
 
-        c, n = self.config, self.envs.num_envs
+        c = self.config
         self._t0 = t0 = time.perf_counter()
         with self.signals.interruptible_phase():
-            obs = self.obs = self._first_obs()
+            self._first_obs()
         bar = self.bar = tqdm(total=c.total_steps, initial=self.global_step,
                               disable=not c.progress, unit="step", dynamic_ncols=True)  # fmt: skip
         try:
@@ -487,7 +477,7 @@ class Trainer:
                     return 0.0  # solved: nothing more to train
             with self.signals.deferred():  # a signal ends the run after the current step
                 while self.global_step < c.total_steps and self.stop_signal is None:
-                    obs = self._step(obs, n)
+                    self._step()
                     if self.global_step >= self.next_log:
                         self.phase = "logging"
                         self.last_sps = self._log(t0, start_step)
@@ -508,45 +498,42 @@ class Trainer:
             bar.close()
             self.bar = None
         end = time.perf_counter()
-        if self.learning_clock is not None:
-            step0, time0 = self.learning_clock
-            self.learning_sps = (self.global_step - step0) / max(end - time0, 1e-9)
+        self.learning_sps = self.learner.steps_per_second_learning(self.global_step)
         return (self.global_step - start_step) / max(end - t0, 1e-9)
 
-    def _step(self, obs: np.ndarray, n: int) -> np.ndarray:
+    def _step(self) -> None:
         """One vector step: act, step the envs, store, update, sync the target. ``envs_whole``
         and ``replay_whole`` say whether the envs' state and the replay are whole at each point,
         for an emergency checkpoint (``fail``)."""
-        c = self.config
+        n = self.actor.num_envs
         self.phase = "acting"
-        actions = self.agent.act(obs, self.epsilon()).cpu().numpy()
-        self.phase, self.envs_whole = "env step", False
+        actions = self.actor.act(self.global_step)
+        self.phase = "env step"
         if self.overlap:  # update while the emulators step
-            self.envs.step_async(actions)
+            self.actor.send(actions)
             self.global_step += n
             self.phase = "update"
-            self.train_due()
+            self.learner.train_due(self.global_step)
             self.phase = "env step"
-            next_obs, reward, terminated, truncated, info = self.envs.step_wait()
+            step = self.actor.receive(actions)
         else:
-            next_obs, reward, terminated, truncated, info = self.envs.step(actions)
+            step = self.actor.step_now(actions)
             self.global_step += n
-        self.phase, self.replay_whole = "replay", False
-        self.replay.add(actions, reward, terminated, truncated, next_obs,
-                        info["reset_mask"], info["final_obs"])  # fmt: skip
-        self.replay_whole = True
-        obs = self.obs = next_obs
-        self.envs_whole = True
+        self.phase, self.replay_written = "replay", False
+        self.replay.add(*step.replay_fields())
+        self.replay_written = True
         self.phase = "logging"
-        self._record_episodes(info)
+        self._record_episodes(step)
         if not self.overlap:
             self.phase = "update"
-            self.train_due()
+            self.learner.train_due(self.global_step)
         self.phase = "target sync"
-        while self.global_step >= self.next_target_sync:
-            self.agent.sync_target()
-            self.next_target_sync += c.target_update_steps
-        return obs
+        self.learner.sync_due(self.global_step)
+
+    def _record_episodes(self, step: Transitions) -> None:
+        for episode_return, length in self.actor.observe(step):
+            self.tracker.log({"charts/episodic_return": episode_return,
+                              "charts/episodic_length": length}, self.global_step)  # fmt: skip
 
     def _evaluate_step(self) -> bool:
         """The periodic evaluation of this step; True when it reaches ``stop_at_return``. A
@@ -587,8 +574,8 @@ class Trainer:
                 self.next_checkpoint += self.config.checkpoint_every_steps
             try:
                 with self.signals.deferred():
-                    saved = write_checkpoint(
-                        self, keep_envs=self.envs_whole, keep_replay=self.replay_whole
+                    saved = self.write_checkpoint(
+                        keep_envs=self.envs_whole, keep_replay=self.replay_whole
                     )
             except NonFiniteLossError:
                 reason = "the network is not finite"
@@ -636,56 +623,65 @@ class Trainer:
                 self.tracker.finish(exit_code=exit_code)
 
     def stop(self, sps: float) -> dict[str, Any]:
-        return stop_summary(self, sps)
+        """End of a run stopped by a signal: checkpoint written; summary and metrics flushed."""
+        summary = {
+            "env": self.config.env, "preset": self.config.preset, "seed": self.config.seed,
+            "global_step": self.global_step, "updates": self.agent.updates, "sps": sps,
+            "stopped_by": signal_name(self.stop_signal),
+            "exit_code": SIGNAL_EXIT_CODES[self.stop_signal],
+            "checkpoint": str(self.last_checkpoint[1]) if self.last_checkpoint else None,
+        }  # fmt: skip
+        with self.signals.deferred():  # a second signal still cuts it (atomic: no torn file)
+            write_json(self.output_dir / "summary.json", summary)
+            self.tracker.finish(summary)
+        return summary
 
     def finish(self, sps: float) -> dict[str, Any]:
-        return final_summary(self, sps)
-
-
-class StoppedBeforeCheckpoint(Interrupted):  # noqa: N818
-    """A second signal cut the stop's checkpoint short (or a resumed run was stopped before its
-    first step): the newest checkpoint on disk is the run's state."""
-
-    def __init__(self, signum: int, trainer: Trainer) -> None:
-        super().__init__(signum, second=True)
-        self.global_step = trainer.global_step
-        self.checkpoint = trainer.last_checkpoint
-
-
-def brief(error: BaseException) -> str:
-    """An error's message on one line, at most 300 characters."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def newest_checkpoint_text(output_dir: Path) -> str:
-    """'the newest checkpoint written before it is intact: PATH (global step N)', or that there
-    is none."""
-    newest = latest_checkpoint(output_dir / "checkpoints")
-    if newest is None:
-        return "no checkpoint was written before it"
-    step = int(newest.name[5:17])
-    return f"the newest checkpoint written before it is intact: {newest} (global step {step})"
-
-
-def discard_new_run(directory: Path, tracker: Tracker | None) -> None:
-    """Delete what a new run wrote before its first checkpoint (config.json, metrics.csv, an
-    empty checkpoints folder, its wandb folder), so its directory holds no run and the same
-    command can be given again."""
-    if tracker is not None:
-        with contextlib.suppress(Exception):
-            tracker.finish(exit_code=1)
-    checkpoints = directory / "checkpoints"
-    if checkpoints.is_dir() and any(checkpoints.iterdir()):
-        return  # a checkpoint (or a replay) was written: a run to keep
-    for name in ("config.json", "metrics.csv", "summary.json"):
-        with contextlib.suppress(OSError):
-            (directory / name).unlink()
-    for name in ("checkpoints", "wandb"):
-        shutil.rmtree(directory / name, ignore_errors=True)
-    for stale in directory.glob(".*.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+        """End of a run: the final evaluation (unless one of these weights was just made), the
+        video, summary.json and the tracker's summary."""
+        c = self.config
+        summary: dict[str, Any] = {
+            "env": c.env, "preset": c.preset, "protocol": c.protocol, "seed": c.seed,
+            "global_step": self.global_step, "updates": self.agent.updates, "sps": sps,
+            "learning_sps": self.learning_sps, "solved_at_step": self.solved_at,
+        }  # fmt: skip
+        last = self.last_eval
+        fresh = last is not None and self.last_eval_step == self.global_step
+        if fresh and (self.solved_at is not None or last["episodes"] >= c.final_eval_episodes):
+            final = last  # an evaluation of these same weights was just made
+        elif c.final_eval_episodes > 0:
+            self.phase = "final evaluation"
+            final = self.run_evaluation(c.final_eval_episodes, final=True)  # a signal stops it
+        else:
+            final = None
+        if final is not None:
+            summary.update(
+                eval_mean_return=final["mean_return"], eval_std_return=final["std_return"],
+                eval_median_return=final["median_return"], eval_episodes=final["episodes"],
+                eval_returns=final["returns"], eval_epsilon=c.eval_epsilon,
+            )  # fmt: skip
+            if "human_normalized" in final:
+                summary["eval_human_normalized"] = final["human_normalized"]
+                summary["human_score_set"] = final["human_score_set"]
+        if c.record_video and self.video_problem is None:  # else warned at start-up
+            self.phase = "video"
+            self.agent.online.eval()  # as in evaluation: noisy layers use their mean weights
+            try:
+                with self.signals.interruptible_phase():  # the mp4 appears whole or not at all
+                    video = record_video(self.agent, c.env,
+                                         self.output_dir / "videos" / "final.mp4",
+                                         c.eval_epsilon, c.protocol, seed=c.seed + 20_000,
+                                         max_steps=c.eval_max_steps)  # fmt: skip
+            finally:
+                self.agent.online.train()
+            summary.update(video=video["path"], video_frames=video["frames"],
+                           video_fps=video["fps"])  # fmt: skip
+            self.tracker.log_video(video["path"], self.global_step)
+        self.phase = "summary"
+        with self.signals.deferred():  # the last writes finish; the run is then complete
+            write_json(self.output_dir / "summary.json", summary)
+            self.tracker.finish(summary)
+        return summary
 
 
 def train(
@@ -697,6 +693,8 @@ def train(
     """Train a DQN agent as ``config`` says (continuing the run in ``config.output_dir`` when
     ``resume``, replacing the run it holds when ``overwrite``); returns the summary also written
     to summary.json."""
+    from agents.build import build_trainer
+
     signals = SignalGuard()
     with signals:
-        return Trainer(config, tracker, resume, overwrite, signals).run()
+        return build_trainer(config, tracker, resume, overwrite, signals).run()

@@ -9,8 +9,9 @@ Rows (Breakout, nature protocol, Nature CNN, batch 32; device: CUDA when availab
 - ``replay sample``: batches of 32 (stacks and next stacks) per second from a full replay (1M
   transitions on a GPU, 100k on a CPU) on the training device; ``replay 1M`` is the memory the
   1M-transition replay takes on the device (GB).
-- ``e2e N=k``: end-to-end agent steps/s of ``agents.loop.Trainer`` at the ``cleanrl`` replay ratio
-  (one update of 32 per 4 agent steps) with the fast path (compiled update, updates overlapping
+- ``e2e N=k``: end-to-end agent steps/s of the trainer ``agents.build.build_trainer`` makes, at
+  the ``cleanrl`` replay ratio (one update of 32 per 4 agent steps) with the fast path (compiled
+  update, updates overlapping
   the emulators, replay on the device), measured once updates run. ``update_share`` = steps/s x
   update seconds per step (the compiled update time alone / 4): the fraction of the step time
   spent in the update itself; 1 would mean the env, acting, replay and logging cost nothing. On a
@@ -28,10 +29,11 @@ import time
 
 import torch
 
+from agents.build import build_trainer
 from agents.dqn import DQNAgent
-from agents.loop import Trainer, resolve_device
 from agents.presets import cleanrl
 from agents.replay import ReplayBuffer
+from agents.runs import resolve_device
 
 GAME = "Breakout"
 NUM_ENVS = (1, 4, 8, 16)
@@ -137,7 +139,7 @@ def e2e_run(num_envs: int, steps: int, device: torch.device, fill: int = 2_000) 
             output_dir=tmp, checkpoint_every_steps=10**9, log_every_steps=1_000,
             device=str(device), compile="on",
         )  # fmt: skip
-        trainer = Trainer(config)
+        trainer = build_trainer(config)
         update, inside = trainer.agent.update, [0.0]
 
         def timed_update(batch):

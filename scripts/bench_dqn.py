@@ -5,8 +5,8 @@ Rows (Breakout, nature protocol, 1 update of batch 32 per 4 agent steps, Adam 1e
   gymnasium chain, a replay that stores stacked observation and next observation as uint8 arrays,
   numpy sampling, and the same network and optimizer (the design of the well-known PyTorch
   single-file DQNs). It is the reference the ratios are taken against.
-- ``package/N=1``, ``N=4``, ``N=16``: ``agents.loop.Trainer`` with the ``cleanrl`` preset, learning
-  from the start after a fill, eager update.
+- ``package/N=1``, ``N=4``, ``N=16``: the trainer of ``agents.build.build_trainer`` with the
+  ``cleanrl`` preset, learning from the start after a fill, eager update.
 - ``update``: one eager gradient step of ``DQNAgent`` on a batch of 32 (ms); ``replay_sample``:
   microseconds per
   sampled batch of 32 stacks and next stacks; ``replay_bytes_per_transition``.
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from agents.build import build_trainer
 from agents.dqn import DQNAgent, build_q_network
-from agents.loop import Trainer
 from agents.presets import cleanrl
 from agents.replay import ReplayBuffer
 from envs.atari import make_atari_env
@@ -93,7 +93,7 @@ def package_steps_per_s(num_envs: int, steps: int, fill: int = FILL_STEPS) -> fl
             final_eval_episodes=0, record_video=False, progress=False, output_dir=tmp,
             checkpoint_every_steps=10**9, device="cpu",
         )  # fmt: skip
-        trainer = Trainer(config)
+        trainer = build_trainer(config)
         summary = trainer.run()
     return float(summary["learning_sps"])
 

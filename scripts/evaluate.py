@@ -61,8 +61,8 @@ from agents.evaluation import (
     summarize_returns,
 )
 from agents.interrupts import Interrupted, SignalGuard, pause_point
-from agents.loop import resolve_device
 from agents.pretrained import load_pretrained
+from agents.runs import resolve_device
 from envs.atari import FRAME_SKIP, get_protocol, print_games_if_requested
 from envs.scores import HUMAN_SCORE_SET
 from envs.trajectories import TrajectoryRecorder

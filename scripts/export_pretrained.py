@@ -19,7 +19,6 @@ from typing import Any
 from agents import checks
 from agents.checkpoint import load_checkpoint
 from agents.evaluation import agent_policy, evaluate, load_policy
-from agents.loop import resolve_device
 from agents.pretrained import (
     PRETRAINED_DIR,
     check_name,
@@ -29,6 +28,7 @@ from agents.pretrained import (
     recorded_evaluation,
     save_pretrained,
 )
+from agents.runs import resolve_device
 from envs.atari import FRAME_SKIP
 from scripts._cli import ArgumentParser, cli_main
 from scripts.evaluate import default_epsilon

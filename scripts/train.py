@@ -46,15 +46,15 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from agents.build import build_trainer
 from agents.config import FLAG_GROUPS, UNSET_MEANS, TrainConfig
-from agents.interrupts import Interrupted, SignalGuard
-from agents.loop import (
+from agents.faults import (
     NonFiniteLossError,
     StoppedBeforeCheckpoint,
-    Trainer,
     TrainingError,
     newest_checkpoint_text,
 )
+from agents.interrupts import Interrupted, SignalGuard
 from agents.presets import PRESETS, preset
 from agents.run_dir import RESUME_CHANGEABLE, RunFinished, is_template, read_run_config
 from envs.atari import print_games_if_requested
@@ -245,7 +245,7 @@ def train(argv: list[str], signals: SignalGuard, started: dict[str, object]) -> 
     config, resume = command.config, command.resume
     started.update(dir=config.output_dir, resume=resume)
     try:
-        trainer = Trainer(config, resume=resume, overwrite=command.overwrite, signals=signals)
+        trainer = build_trainer(config, resume=resume, overwrite=command.overwrite, signals=signals)
     except RunFinished as done:
         if "total_steps" in command.given and config.total_steps <= done.global_step:
             raise ValueError(

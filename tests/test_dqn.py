@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from agents.actor import linear_schedule
+from agents.build import build_trainer
 from agents.config import epsilon_decay_length, validate
 from agents.dqn import (
     build_q_network,
     c51_loss,
     dqn_loss,
     epsilon_greedy,
-    linear_schedule,
     td_loss,
     td_target,
 )
-from agents.loop import Trainer
 from agents.presets import PRESETS, cartpole, preset, smoke
 from agents.replay import Batch
 from networks import DistributionalHead, Network
@@ -90,7 +90,7 @@ def test_replay_ratio_and_target_sync_count_agent_steps(tmp_path, num_envs):
         train_frequency=4, target_update_steps=100, eval_every_steps=0,
         final_eval_episodes=0, record_video=False, progress=False, output_dir=str(tmp_path),
     )  # fmt: skip
-    trainer = Trainer(config)
+    trainer = build_trainer(config)
     syncs = []
     original = trainer.agent.sync_target
     trainer.agent.sync_target = lambda: (syncs.append(trainer.global_step), original())[1]
@@ -134,7 +134,7 @@ def test_presets_are_valid_and_cleanrl_matches_its_source():
 
 def test_cartpole_solved_within_100k_steps(tmp_path):
     """The cartpole preset reaches a mean evaluation return >= 475 over 10 episodes."""
-    summary = Trainer(cartpole().replace(output_dir=str(tmp_path), progress=False)).run()
+    summary = build_trainer(cartpole().replace(output_dir=str(tmp_path), progress=False)).run()
     assert summary["global_step"] <= 100_000
     assert summary["eval_episodes"] == 10
     assert summary["eval_mean_return"] >= 475
@@ -148,7 +148,7 @@ def test_nature_cnn_agent_learns_from_pixels(tmp_path):
         epsilon_decay_steps=1_500, eval_epsilon=0.0, eval_every_steps=0, final_eval_episodes=10,
         record_video=False, progress=False, output_dir=str(tmp_path), torch_threads=1,
     )  # fmt: skip
-    summary = Trainer(config).run()
+    summary = build_trainer(config).run()
     assert summary["eval_mean_return"] == 8.0
     np.testing.assert_array_equal(summary["eval_returns"], [8.0] * 10)
 

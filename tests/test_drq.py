@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.augment import augment_batch, intensity_jitter, random_shift, shift_images
+from agents.build import build_trainer
 from agents.config import TrainConfig, schedule_warnings, validate
 from agents.dqn import DQNAgent, build_q_network
 from agents.evaluation import (
@@ -307,7 +308,7 @@ def test_drq_trains_on_the_fake_env(tmp_path):
         output_dir=str(tmp_path), progress=False, record_video=False, torch_threads=1,
         checkpoint_every_steps=300, log_every_steps=100,
     )  # fmt: skip
-    trainer = Trainer(config)
+    trainer = build_trainer(config)
     summary = trainer.run()
     assert summary["global_step"] == 300 and summary["updates"] == 200
     assert summary["eval_episodes"] == 2 and summary["eval_epsilon"] == 0.001

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from agents.build import build_trainer
 from agents.config import TrainConfig
 from agents.dqn import DQNAgent, should_compile
 from agents.loop import Trainer
@@ -117,7 +118,7 @@ def run_fake(tmp_path, async_envs: str) -> Trainer:
         record_video=False, progress=False, async_envs=async_envs, compile="off",
         output_dir=str(tmp_path / async_envs),
     )  # fmt: skip
-    trainer = Trainer(config)
+    trainer = build_trainer(config)
     trainer.run()
     return trainer
 
@@ -165,7 +166,7 @@ def test_the_updates_of_one_vector_step_get_their_own_batches(tmp_path, monkeypa
         final_eval_episodes=0, record_video=False, progress=False, compile="off",
         output_dir=str(tmp_path),
     )  # fmt: skip
-    trainer = Trainer(config)
+    trainer = build_trainer(config)
     draws, batches, events = [], [], []
     sample, update = trainer.replay.sample, trainer.agent.update
     monkeypatch.setattr(

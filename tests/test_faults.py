@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from agents.build import build_trainer
 from agents.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
-from agents.loop import NonFiniteLossError, Trainer
+from agents.faults import NonFiniteLossError
 from agents.presets import preset
 from agents.replay_io import load_replay
 from agents.tracking import read_metrics
@@ -90,7 +91,7 @@ def check_run_dir(out: Path) -> int:
     state = load_checkpoint(out)
     assert torch.isfinite(state["model"]["head.linear.weight"]).all()
     if "replay" in state:
-        from agents.loop import make_replay
+        from agents.runs import make_replay
         from envs.vector import make_vector_env
 
         config = preset("cartpole").replace(buffer_size=5000)
@@ -139,7 +140,7 @@ def test_non_finite_parameters_stop_the_run_and_keep_the_last_good_checkpoint(tm
         log_every_steps=500, checkpoint_every_steps=100, eval_every_steps=0,
         final_eval_episodes=0, progress=False, record_video=False, output_dir=str(tmp_path),
     )  # fmt: skip
-    trainer = Trainer(config)
+    trainer = build_trainer(config)
     update = trainer.agent.update
 
     def poisoned(batch):

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 
+import agents.build
 import agents.loop
 from agents.checkpoint import list_checkpoints, load_checkpoint
 from agents.dqn import DQNAgent
@@ -95,14 +96,14 @@ def counted(real, when, method: bool = True):
 
 
 def fault_env_step(patch):
-    make = agents.loop.make_vector_env
+    make = agents.build.make_vector_env
 
     def make_failing(*args, **kwargs):
         envs = make(*args, **kwargs)
         envs.step = counted(envs.step, lambda n, *_: n == 351)  # the step after 350
         return envs
 
-    patch.setattr(agents.loop, "make_vector_env", make_failing)
+    patch.setattr(agents.build, "make_vector_env", make_failing)
 
 
 def fault_optimizer_step(patch):

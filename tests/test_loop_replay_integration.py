@@ -4,7 +4,7 @@ FIRE, game overs and same-step autoreset), N streams, life-loss terminals."""
 import numpy as np
 import torch
 
-from agents.loop import Trainer
+from agents.build import build_trainer
 from agents.presets import smoke
 
 
@@ -14,7 +14,7 @@ def test_every_stored_transition_equals_the_envs_own(tmp_path):
         eval_every_steps=0, final_eval_episodes=0, record_video=False, progress=False,
         output_dir=str(tmp_path), gamma=0.5,
     )  # fmt: skip
-    trainer = Trainer(config)
+    trainer = build_trainer(config)
     env_step, replay_add = trainer.envs.step, trainer.replay.add
     steps, current = [], {}
 

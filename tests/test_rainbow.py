@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from agents.build import build_trainer
 from agents.dqn import DQNAgent
-from agents.loop import Trainer
 from agents.presets import cartpole_rainbow, smoke
 from agents.prioritized import PrioritizedReplay, PrioritizedSampler
 from agents.replay import ReplayBuffer
@@ -27,7 +27,7 @@ def short_run(tmp_path, env="CartPole-v1", **switches):
         final_eval_episodes=1, record_video=False, progress=False, output_dir=str(tmp_path),
         **switches,
     )  # fmt: skip
-    trainer = Trainer(config)
+    trainer = build_trainer(config)
     summary = trainer.run()
     return trainer, summary
 
@@ -108,6 +108,8 @@ def test_prioritized_replay_samples_only_complete_transitions_and_follows_priori
 
 def test_cartpole_rainbow_solves_cartpole(tmp_path):
     """All six components on: mean evaluation return >= 475 over 10 episodes within 100k steps."""
-    summary = Trainer(cartpole_rainbow().replace(output_dir=str(tmp_path), progress=False)).run()
+    summary = build_trainer(
+        cartpole_rainbow().replace(output_dir=str(tmp_path), progress=False)
+    ).run()
     assert summary["global_step"] <= 100_000
     assert summary["eval_episodes"] == 10 and summary["eval_mean_return"] >= 475

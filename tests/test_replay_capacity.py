@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from agents.build import build_trainer
 from agents.checkpoint import load_checkpoint
 from agents.config import TrainConfig
 from agents.loop import Trainer
@@ -41,7 +42,7 @@ def test_the_cap_is_the_runs_steps_per_stream_plus_the_least_a_stream_needs():
 def test_a_short_runs_replay_is_capped_and_announced_before_allocation(tmp_path, capsys):
     config = smoke().replace(env="fake-pixels", total_steps=4_000, buffer_size=1_000_000,
                              output_dir=str(tmp_path), **QUIET)  # fmt: skip
-    replay = Trainer(config).replay
+    replay = build_trainer(config).replay
     assert (replay.num_streams, replay.slots) == (1, 4_007)  # not 1,000,000 (7.06 GB)
     assert replay.nbytes == replay_bytes(1, 4_007, (84, 84), torch.uint8, False) == 28_328_532
     assert capsys.readouterr().out.splitlines() == [
@@ -54,7 +55,7 @@ def test_a_short_runs_replay_is_capped_and_announced_before_allocation(tmp_path,
 def test_a_capped_replay_over_parallel_envs(tmp_path, capsys):
     config = smoke().replace(env="fake", num_envs=4, total_steps=4_000, buffer_size=1_000_000,
                              output_dir=str(tmp_path), **QUIET)  # fmt: skip
-    replay = Trainer(config).replay
+    replay = build_trainer(config).replay
     assert (replay.num_streams, replay.slots) == (4, 1_007)
     assert capsys.readouterr().out.splitlines() == [
         "device: cpu (networks), cpu (replay)",
@@ -66,7 +67,7 @@ def test_a_capped_replay_over_parallel_envs(tmp_path, capsys):
 def test_a_run_longer_than_the_buffer_keeps_buffer_size(tmp_path, capsys):
     config = smoke().replace(env="fake-pixels", total_steps=5_000, buffer_size=1_000,
                              output_dir=str(tmp_path), **QUIET)  # fmt: skip
-    replay = Trainer(config).replay
+    replay = build_trainer(config).replay
     assert (replay.num_streams, replay.slots) == (1, 1_000)
     assert replay.nbytes == 7_075_056
     assert capsys.readouterr().out.splitlines() == [
@@ -78,7 +79,7 @@ def test_a_run_longer_than_the_buffer_keeps_buffer_size(tmp_path, capsys):
 def test_prioritized_replay_follows_the_cap(tmp_path, capsys):
     config = cartpole_rainbow().replace(total_steps=600, learning_starts=200,
                                         output_dir=str(tmp_path), **QUIET)  # fmt: skip
-    replay = Trainer(config).replay
+    replay = build_trainer(config).replay
     assert isinstance(replay, PrioritizedReplay)
     assert replay.replay.slots == 600 + 1 + 3 + 2  # frame stack 1, n-step 3; buffer 50,000
     assert replay.sampler.capacity == 606

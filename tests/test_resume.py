@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from agents.build import build_trainer
 from agents.checkpoint import list_checkpoints, load_checkpoint
 from agents.loop import Trainer
 from agents.prioritized import PrioritizedReplay, PrioritizedSampler
@@ -290,6 +291,6 @@ def test_a_checkpoint_of_another_network_names_both_sides(tmp_path):
                        "--output-dir", str(out)]) == 0  # fmt: skip
     config = read_run_config(out / "config.json").replace(dueling=True, total_steps=400)
     with pytest.MonkeyPatch.context() as patch:  # past the settings check
-        patch.setattr("agents.loop.check_resume", lambda *args: None)
+        patch.setattr("agents.build.check_resume", lambda *args: None)
         with pytest.raises(ValueError, match="holds another network than this config builds"):
-            Trainer(config, resume=True)
+            build_trainer(config, resume=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import agents.loop
+import agents.build
 from agents.checkpoint import config_to_dict, list_checkpoints
 from agents.config import TrainConfig
 from agents.run_dir import LOCK_NAME, RunLock, claim_output_dir
@@ -267,13 +267,13 @@ def test_claiming_a_templated_directory_never_takes_an_existing_one(tmp_path, mo
 
 def test_the_wandb_run_takes_the_directory_name_or_exp_name(tmp_path, monkeypatch):
     names = []
-    real = agents.loop.Tracker
+    real = agents.build.Tracker
 
     def spy(*args, **kwargs):
         names.append(kwargs["name"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(agents.loop, "Tracker", spy)
+    monkeypatch.setattr(agents.build, "Tracker", spy)
     args = [*CARTPOLE, "--total-steps", "200"]
     assert train_main([*args, "--output-dir", str(tmp_path / "pong-seed1")]) == 0
     assert train_main([*args, "--output-dir", str(tmp_path / "b"), "--exp-name", "my-run"]) == 0
