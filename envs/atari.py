@@ -13,7 +13,7 @@ Protocols:
   bootstrap in training (`terminal_on_life_loss = True`) while the game goes on and the whole
   game's raw score is reported, episodes capped at 27,000 agent steps = 108,000 frames
   (`max_steps_per_episode = 27000`), no FIRE on reset (Dopamine's `AtariPreprocessing` presses
-  none). Its evaluation (`agents.evaluation`): epsilon 0.001, 100 episodes after training.
+  none). Its evaluation (`agents.evaluation.evaluate`): epsilon 0.001, 100 episodes after training.
 
 `mode="train"` adds the training signals (life-loss terminal under `nature`, reward sign);
 `mode="eval"` reports the raw game. Episode statistics are always the raw game score and length

@@ -13,7 +13,7 @@ Rainbow variants (Hessel et al. 2018) and the supervised classifiers differ only
 - ``hidden``: each stream's own ReLU hidden layer. The dueling network (Wang et al. 2016, 4.1)
   and Rainbow's (Hessel et al. 2018) split right after the convolutions into a value stream and
   an advantage stream, each a 512-unit hidden layer then an output layer, all noisy in Rainbow:
-  ``NatureCNN(features=0)`` with ``hidden=512`` builds that (``agents.dqn.build_q_network``).
+  ``NatureCNN(features=0)`` with ``hidden=512`` builds that (``agents.dqn.agent.build_q_network``).
 """
 
 from __future__ import annotations

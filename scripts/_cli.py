@@ -17,7 +17,7 @@ message on one line, without a traceback, and returns 2. ``SystemExit`` raised w
   convert is refused naming the flag, the value and what is accepted.
 - ``read_config_file``: the settings in a YAML or JSON file (``--config FILE``), each key checked
   against the dataclass (unknown keys with the closest field named, types through
-  ``agents.checks.check_config_dict``).
+  ``agents.run.checks.check_config_dict``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ RENAMED_FLAGS = {"--lr": "--learning-rate", "--threads": "--torch-threads"}
 
 
 def exit_on_signals_while_loading() -> None:
-    """Until ``main`` installs its own handlers (``agents.interrupts.SignalGuard``), SIGINT or
+    """Until ``main`` installs its own handlers (``agents.run.interrupts.SignalGuard``), SIGINT or
     SIGTERM ends the script in one line with exit code 130 or 143: it comes while the modules
     load, before anything is written."""
     import os
@@ -321,7 +321,7 @@ class FieldAction(argparse.Action):
 
 def field_flags(cls: type) -> list[str]:
     """Every flag ``add_config_flags`` makes for ``cls`` (``--no-x`` of the switches too)."""
-    from agents import checks
+    from agents.run import checks
 
     hints = typing.get_type_hints(cls)
     flags = []
@@ -368,7 +368,7 @@ def add_config_flags(
     help text ending with ``(default: defaults[field])``; a field no group names (``check_groups``
     is what the tests hold the groups to) comes last, under "other settings". Nothing is stored
     for a flag not given (``config_flag_values`` returns the given ones)."""
-    from agents import checks
+    from agents.run import checks
 
     hints, docs = typing.get_type_hints(cls), field_docs(cls)
     placed: set[str] = set()
@@ -446,7 +446,7 @@ def _yaml_loader() -> type:
 def _read_yaml(path: Path, flag: str) -> dict[str, Any]:
     import yaml
 
-    from agents import checks
+    from agents.run import checks
 
     try:
         size = path.stat().st_size
@@ -494,8 +494,8 @@ def read_config_file(
     (``.json``), a mapping of field names (hyphens or underscores) of ``cls`` to values, all of
     them or some. ``renamed``: old names of fields, read as the new ones. One ``ValueError``
     line names the file and the key for an unknown key (with the closest field) or a value of
-    the wrong type (``agents.checks.check_config_dict``)."""
-    from agents import checks
+    the wrong type (``agents.run.checks.check_config_dict``)."""
+    from agents.run import checks
 
     path = Path(path)
     suffix = path.suffix.lower()

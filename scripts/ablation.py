@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents import checks
+from agents.run import checks
 from scripts._cli import ArgumentParser, cli_main
 
 PROG = "ablation"
@@ -38,9 +38,9 @@ GRID = np.arange(5_000, 100_001, 5_000)
 
 
 def run_one(job: tuple[str, int, str]) -> dict:
-    from agents.loop import train
-    from agents.presets import cartpole, cartpole_rainbow
-    from agents.tracking import read_metrics
+    from agents.dqn.build import train
+    from agents.dqn.presets import cartpole, cartpole_rainbow
+    from agents.run.tracking import read_metrics
 
     name, seed, out = job
     base = cartpole_rainbow() if name.startswith("all") else cartpole().replace(**VARIANTS[name])

@@ -5,7 +5,7 @@ Each DIR is a training run (``summary.json`` from ``scripts.train``: ``env``, ``
 ``scripts.evaluate``: ``env``, ``human_normalized``, ``mean_return``). Runs are grouped by game
 (any spelling of the env id); runs of one game are its seeds. Mean, median, interquartile mean
 and optimality gap come with stratified-bootstrap 95% confidence intervals (Agarwal et al. 2021,
-see ``agents.statistics``). Prints a table; ``--json FILE`` also writes it as JSON.
+see ``agents.evaluation.statistics``). Prints a table; ``--json FILE`` also writes it as JSON.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from agents import checks
-from agents.statistics import AGGREGATES, ScoreInput, bootstrap_intervals
+from agents.evaluation.statistics import AGGREGATES, ScoreInput, bootstrap_intervals
+from agents.run import checks
 from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized, normalize_game_name
 from scripts._cli import RENAMED_FLAGS, ArgumentParser, cli_main
 
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = aggregate_runs(args.dirs, args.bootstrap_reps, args.seed)
     print(format_table(result))
     if args.json is not None:
-        from agents.checkpoint import atomic_write
+        from agents.run.checkpoint import atomic_write
 
         text = json.dumps(result, indent=2) + "\n"
         atomic_write(args.json, lambda f: f.write(text.encode()))

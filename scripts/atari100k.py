@@ -5,7 +5,7 @@ Trains ``--preset`` (default ``drq``) on each game and seed, each run its own pr
 ``--torch-threads`` each, then writes ``OUTPUT_DIR/report.md`` and ``report.json``: per game the
 published columns (random, human, DER, DrQ(eps), SPR, BBF; ``envs.atari100k``) beside ours, and
 the mean, median and interquartile mean of the human-normalized scores (Atari-100k random/human
-scores) with stratified-bootstrap 95% confidence intervals (``agents.statistics``), and the same
+scores) with stratified-bootstrap 95% confidence intervals (``evaluation.statistics``), and the same
 aggregates of the published per-game means over the same games.
 
 - Games: ``--games Boxing,Breakout,...`` (any spelling of the 26 Atari-100k games), or
@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.statistics import aggregate, bootstrap_intervals
+from agents.evaluation.statistics import aggregate, bootstrap_intervals
 from envs.atari100k import EIGHT_GAMES, GAMES, PUBLISHED, SCORE_SET, game_name, normalized, table
 from scripts._cli import ArgumentParser, cli_main
 
@@ -426,7 +426,7 @@ def _same_games_table(report: dict[str, Any], agg: dict[str, Any], single: bool)
 
 
 def write_report(output_dir: Path, report: dict[str, Any]) -> str:
-    from agents.checkpoint import atomic_write
+    from agents.run.checkpoint import atomic_write
 
     output_dir.mkdir(parents=True, exist_ok=True)
     text = render_markdown(report)
@@ -448,10 +448,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(f"--jobs: {args.jobs} is not accepted; use an integer >= 1")
     if args.torch_threads < 0:
         raise ValueError(f"--torch-threads: {args.torch_threads} is not accepted; use >= 0")
-    from agents import checks
+    from agents.run import checks
 
     checks.check_number("--bootstrap-reps", args.bootstrap_reps, checks.BOOTSTRAP_REPS)
-    from agents.presets import PRESETS
+    from agents.dqn.presets import PRESETS
 
     if args.preset not in PRESETS:
         raise ValueError(

@@ -9,7 +9,7 @@ Rows (Breakout, nature protocol, Nature CNN, batch 32; device: CUDA when availab
 - ``replay sample``: batches of 32 (stacks and next stacks) per second from a full replay (1M
   transitions on a GPU, 100k on a CPU) on the training device; ``replay 1M`` is the memory the
   1M-transition replay takes on the device (GB).
-- ``e2e N=k``: end-to-end agent steps/s of the trainer ``agents.build.build_trainer`` makes, at
+- ``e2e N=k``: end-to-end agent steps/s of the trainer ``agents.dqn.build.build_trainer`` makes, at
   the ``cleanrl`` replay ratio (one update of 32 per 4 agent steps) with the fast path (compiled
   update, updates overlapping
   the emulators, replay on the device), measured once updates run. ``update_share`` = steps/s x
@@ -29,11 +29,11 @@ import time
 
 import torch
 
-from agents.build import build_trainer
-from agents.dqn import DQNAgent
-from agents.presets import cleanrl
-from agents.replay import ReplayBuffer
-from agents.runs import resolve_device
+from agents.dqn.agent import DQNAgent
+from agents.dqn.build import build_trainer
+from agents.dqn.presets import cleanrl
+from agents.dqn.replay.uniform import ReplayBuffer
+from agents.run.files import resolve_device
 
 GAME = "Breakout"
 NUM_ENVS = (1, 4, 8, 16)
@@ -65,7 +65,7 @@ def full_replay(capacity: int, device: torch.device, seed: int = 0) -> ReplayBuf
 
 
 def env_rows(steps: int) -> dict[str, dict[str, float]]:
-    from scripts.benchmark import vector_env_steps_per_s
+    from scripts.bench_envs import vector_env_steps_per_s
 
     rows = {}
     for n in NUM_ENVS:

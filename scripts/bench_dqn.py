@@ -5,7 +5,7 @@ Rows (Breakout, nature protocol, 1 update of batch 32 per 4 agent steps, Adam 1e
   gymnasium chain, a replay that stores stacked observation and next observation as uint8 arrays,
   numpy sampling, and the same network and optimizer (the design of the well-known PyTorch
   single-file DQNs). It is the reference the ratios are taken against.
-- ``package/N=1``, ``N=4``, ``N=16``: the trainer of ``agents.build.build_trainer`` with the
+- ``package/N=1``, ``N=4``, ``N=16``: the trainer of ``agents.dqn.build.build_trainer`` with the
   ``cleanrl`` preset, learning from the start after a fill, eager update.
 - ``update``: one eager gradient step of ``DQNAgent`` on a batch of 32 (ms); ``replay_sample``:
   microseconds per
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.build import build_trainer
-from agents.dqn import DQNAgent, build_q_network
-from agents.presets import cleanrl
-from agents.replay import ReplayBuffer
+from agents.dqn.agent import DQNAgent, build_q_network
+from agents.dqn.build import build_trainer
+from agents.dqn.presets import cleanrl
+from agents.dqn.replay.uniform import ReplayBuffer
 from envs.atari import make_atari_env
 
 GAME = "Breakout"

@@ -9,10 +9,10 @@ import time
 import numpy as np
 import torch
 
-from agents.dqn import DQNAgent
-from agents.presets import cleanrl
-from agents.prioritized import PrioritizedReplay, PrioritizedSampler, benchmark_sampling
-from agents.replay import ReplayBuffer
+from agents.dqn.agent import DQNAgent
+from agents.dqn.presets import cleanrl
+from agents.dqn.replay.prioritized import PrioritizedReplay, PrioritizedSampler, benchmark_sampling
+from agents.dqn.replay.uniform import ReplayBuffer
 
 VARIANTS = {
     "plain DQN": {},

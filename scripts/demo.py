@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents.loop import train
-from agents.presets import cartpole, smoke
-from agents.pretrained import list_pretrained
+from agents.dqn.build import train
+from agents.dqn.presets import cartpole, smoke
+from agents.evaluation.pretrained import list_pretrained
 from scripts import evaluate as evaluate_script
 from scripts._cli import ArgumentParser, cli_main
 from scripts.plot import plot_learning_curves

@@ -20,7 +20,7 @@ the same, and the summary goes to ``runs/pretrained/NAME/evaluation`` unless ``-
   the game's real speed (Atari 15 fps: one frame per agent step of 4 emulator frames at 60 Hz;
   gymnasium envs their ``render_fps``); any other env is refused in one line.
 - ``--save-trajectories PATH`` writes what the agent saw and did to a compressed npz
-  (``envs.trajectories``): the data of behaviour cloning.
+  (``agents.supervised.trajectories``): the data of behaviour cloning.
 - SIGINT or SIGTERM, in any phase: one line, exit code 130 or 143, no traceback, no half-written
   file (videos, trajectories and outputs are written atomically). Loading and playing stop at
   once; ``episodes.csv`` and ``summary.json`` are finished first once their writing began.
@@ -45,10 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from agents import checks
-from agents.checkpoint import atomic_write, load_checkpoint
-from agents.env_switch import check_env_switch, checkpoint_interface, env_interface, mapped_policy
-from agents.evaluation import (
+from agents.evaluation.env_switch import (
+    check_env_switch,
+    checkpoint_interface,
+    env_interface,
+    mapped_policy,
+)
+from agents.evaluation.evaluate import (
     PROTOCOL_EVAL_EPISODES,
     PROTOCOL_EVAL_EPSILON,
     Policy,
@@ -60,12 +63,14 @@ from agents.evaluation import (
     save_trajectories,
     summarize_returns,
 )
-from agents.interrupts import Interrupted, SignalGuard, pause_point
-from agents.pretrained import load_pretrained
-from agents.runs import resolve_device
+from agents.evaluation.pretrained import load_pretrained
+from agents.run import checks
+from agents.run.checkpoint import atomic_write, load_checkpoint
+from agents.run.files import resolve_device
+from agents.run.interrupts import Interrupted, SignalGuard, pause_point
+from agents.supervised.trajectories import TrajectoryRecorder
 from envs.atari import FRAME_SKIP, get_protocol, print_games_if_requested
 from envs.scores import HUMAN_SCORE_SET
-from envs.trajectories import TrajectoryRecorder
 from envs.vector import check_env_id
 from scripts._cli import ArgumentParser, cli_main
 

@@ -3,9 +3,9 @@
 CHECKPOINT is a checkpoint file or a run directory (its newest checkpoint is used). The acting
 network is evaluated twice under the run's protocol and eval epsilon with the same seeds: as
 float32 and rounded to float16. The float16 weights are kept unless the mean return moves by more
-than the tolerance (``agents.pretrained.score_tolerance``); then float32 is written and the reason
+than the tolerance (``pretrained.score_tolerance``); then float32 is written and the reason
 printed. ``--full-precision`` skips the float16 trial. Writes ``NAME.safetensors`` and
-``NAME.json`` (``agents.pretrained``) into ``--output-dir`` (the package's ``agents/pretrained``).
+``NAME.json`` (``evaluation.pretrained``) into ``--output-dir`` (by default ``agents/pretrained``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agents import checks
-from agents.checkpoint import load_checkpoint
-from agents.evaluation import agent_policy, evaluate, load_policy
-from agents.pretrained import (
+from agents.evaluation.evaluate import agent_policy, evaluate, load_policy
+from agents.evaluation.pretrained import (
     PRETRAINED_DIR,
     check_name,
     fits_float16,
@@ -28,7 +26,9 @@ from agents.pretrained import (
     recorded_evaluation,
     save_pretrained,
 )
-from agents.runs import resolve_device
+from agents.run import checks
+from agents.run.checkpoint import load_checkpoint
+from agents.run.files import resolve_device
 from envs.atari import FRAME_SKIP
 from scripts._cli import ArgumentParser, cli_main
 from scripts.evaluate import default_epsilon

@@ -32,7 +32,7 @@ Human-normalized bars (``human_normalized.png/.svg``): per game and group, the m
 ``eval_human_normalized`` from each run's ``summary.json`` (or the score computed from its
 ``eval_mean_return``), with a 95% stratified-bootstrap interval over seeds as error bars; with at
 least 2 games, an aggregate group (mean, median, IQM with their stratified-bootstrap intervals,
-Agarwal et al. 2021, ``agents.statistics``). Skipped with a one-line note when no run has a
+Agarwal et al. 2021, ``evaluation.statistics``). Skipped with a one-line note when no run has a
 human-normalized score (e.g. CartPole); runs of such envs are left out of the bars.
 
 Every title, label and legend stays inside the written figure (a tight layout, and the saved
@@ -52,8 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from agents import checks
-from agents.statistics import bootstrap_ci, bootstrap_intervals
+from agents.evaluation.statistics import bootstrap_ci, bootstrap_intervals
+from agents.run import checks
 from envs.scores import compact_game_name, normalize_game_name
 from scripts._cli import ArgumentParser, cli_main
 from scripts.aggregate import normalized_score, score_input
@@ -112,7 +112,7 @@ def seed_mean_band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 
 def load_run(run_dir: Path) -> dict[str, Any]:
     """A run directory's metrics series, config fields and summary (empty when absent), each
-    file checked (``agents.checks``): metrics.csv row by row, config.json and summary.json field by
+    file checked (``run.checks``): metrics.csv row by row, config.json and summary.json field by
     field, no NaN anywhere; a run with nothing to draw (no episode ended, no evaluation) is
     refused. Every refusal is one line naming the file. ``last_step``: the last step the run
     logged, any metric."""
@@ -162,7 +162,7 @@ def check_distinct(dirs: Sequence[Path], identity=lambda d: Path(d).resolve()) -
 
 
 def _config_defaults() -> dict[str, Any]:
-    from agents.config import TrainConfig
+    from agents.dqn.config import TrainConfig
 
     defaults = {}
     for field in dataclasses.fields(TrainConfig):

@@ -20,8 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents import checks
-from agents.tracking import read_metrics
+from agents.run import checks
+from agents.run.tracking import read_metrics
 from scripts._cli import ArgumentParser, cli_main
 
 PROG = "soak"

@@ -1,7 +1,7 @@
 """Train a DQN agent: ``python -m scripts.train --env Breakout --preset cleanrl --seed 1``.
 
-Flags come from ``agents.config.TrainConfig`` (``--help`` lists them with their docstrings, under
-the headings of ``agents.config.FLAG_GROUPS``); the defaults are those of ``--preset``, overridden
+Flags come from ``TrainConfig`` (``--help`` lists them with their docstrings, under
+the headings of ``FLAG_GROUPS``); the defaults are those of ``--preset``, overridden
 by a ``--config FILE`` (YAML or JSON; a run's config.json repeats that run), overridden by the
 flags. Writes DIR/config.json, DIR/metrics.csv, DIR/checkpoints/,
 DIR/videos/ and DIR/summary.json under ``--output-dir`` (by default a new directory per run,
@@ -27,7 +27,7 @@ stopped during its start-up leaves its directory as it found it.
 
 Any other fault in the loop (an exception, a full disk, a NaN or infinite loss or parameter):
 one line naming the step, the phase and the error, exit code 1, and an emergency checkpoint of the
-last good state when there is one (see ``agents.loop.Trainer.fail``), else the newest checkpoint
+last good state when there is one (see ``agents.dqn.loop.Trainer.fail``), else the newest checkpoint
 written before it, intact.
 """
 
@@ -46,17 +46,17 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents.build import build_trainer
-from agents.config import FLAG_GROUPS, UNSET_MEANS, TrainConfig
-from agents.faults import (
+from agents.dqn.build import build_trainer
+from agents.dqn.config import FLAG_GROUPS, UNSET_MEANS, TrainConfig
+from agents.dqn.presets import PRESETS, preset
+from agents.run.directory import RESUME_CHANGEABLE, RunFinished, is_template, read_run_config
+from agents.run.faults import (
     NonFiniteLossError,
     StoppedBeforeCheckpoint,
     TrainingError,
     newest_checkpoint_text,
 )
-from agents.interrupts import Interrupted, SignalGuard
-from agents.presets import PRESETS, preset
-from agents.run_dir import RESUME_CHANGEABLE, RunFinished, is_template, read_run_config
+from agents.run.interrupts import Interrupted, SignalGuard
 from envs.atari import print_games_if_requested
 from scripts._cli import (
     ArgumentParser,
@@ -212,7 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     signals = SignalGuard()
     started: dict[str, object] = {}  # the run's directory and kind, once known
-    with signals:  # SIGINT/SIGTERM from here on: one line, exit code 130/143 (agents.interrupts)
+    with (
+        signals
+    ):  # SIGINT/SIGTERM from here on: one line, exit code 130/143 (agents.run.interrupts)
         try:
             return train(argv, signals, started)
         except StoppedBeforeCheckpoint as stop:  # a second signal cut the stop's checkpoint

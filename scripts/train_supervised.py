@@ -4,7 +4,7 @@ clone a recorded policy (``--dataset trajectories:PATH``, behaviour cloning).
 Writes ``model.pt`` (the state_dict), ``summary.json``, ``config.json`` (every setting, presets
 resolved: ``--config`` of it repeats the run), ``confusion_matrix.png`` and ``metrics.csv`` into
 ``--output-dir``; with ``--track`` also logs to Weights & Biases through
-``agents.tracking.Tracker`` (a wandb failure warns once and training goes on). A clone is also
+``agents.run.tracking.Tracker`` (a wandb failure warns once and training goes on). A clone is also
 saved as a checkpoint under ``--output-dir/checkpoints/`` that ``scripts.evaluate`` plays.
 
     python -m scripts.train_supervised --dataset digits --model lenet --output-dir runs/digits-lenet
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.checkpoint import atomic_write, save_checkpoint
-from agents.cloning import policy_checkpoint_state
-from agents.supervised import (
+from agents.run.checkpoint import atomic_write, save_checkpoint
+from agents.run.tracking import Tracker, resolve_wandb_mode
+from agents.supervised.classifier import (
     MODELS,
     PRESETS,
     RENAMED_KEYS,
@@ -43,8 +43,8 @@ from agents.supervised import (
     save_model,
     train_classifier,
 )
-from agents.tracking import Tracker, resolve_wandb_mode
-from envs.datasets import FILE_LOADERS, LOADERS, dataset_kind, load_dataset
+from agents.supervised.cloning import policy_checkpoint_state
+from agents.supervised.datasets import FILE_LOADERS, LOADERS, dataset_kind, load_dataset
 from scripts._cli import (
     ArgumentParser,
     add_config_flags,
@@ -61,7 +61,7 @@ PROG = "train_supervised"
 DESCRIPTION = (
     "Train a supervised baseline classifier. The settings come from --config FILE, then the "
     "flags, each overriding the one before; what neither sets takes the preset for the dataset "
-    "and model (agents.supervised.PRESETS), and the defaults shown are those of the --dataset "
+    "and model (classifier.PRESETS), and the defaults shown are those of the --dataset "
     "and --model given: --dataset digits --model lenet --help shows LeNet's on digits."
 )
 

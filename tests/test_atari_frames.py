@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from agents import supervised
-from agents.supervised import SupervisedConfig, resolve_config, train_classifier
-from envs import atari_frames, datasets
+from agents.supervised import atari_frames, datasets
+from agents.supervised import classifier as supervised
+from agents.supervised.atari_frames import atari_frame_seed, collect_atari_frames, load_atari_frames
+from agents.supervised.classifier import SupervisedConfig, resolve_config, train_classifier
+from agents.supervised.datasets import load_dataset
 from envs.atari import make_atari_env
-from envs.atari_frames import atari_frame_seed, collect_atari_frames, load_atari_frames
-from envs.datasets import load_dataset
 from scripts import train_supervised
 
 pytestmark = pytest.mark.atari

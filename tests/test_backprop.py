@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.backprop import (
+from agents.supervised.backprop import (
     XOR_THRESHOLD_LAYERS,
     NumpyMLP,
     threshold_network,

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 
-from agents import checks
-from agents.checkpoint import config_to_dict, save_checkpoint
-from agents.config import TrainConfig
-from agents.dqn import build_q_network
-from agents.supervised import SupervisedConfig
-from envs.trajectories import Trajectories, load_trajectories, trajectory_arrays
+from agents.dqn.agent import build_q_network
+from agents.dqn.config import TrainConfig
+from agents.run import checks
+from agents.run.checkpoint import config_to_dict, save_checkpoint
+from agents.supervised.classifier import SupervisedConfig
+from agents.supervised.trajectories import Trajectories, load_trajectories, trajectory_arrays
 from scripts import aggregate, evaluate, plot, train_supervised
 
 

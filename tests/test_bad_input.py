@@ -16,10 +16,11 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from agents import checks
-from agents.config import TrainConfig, validate
-from agents.presets import preset
-from agents.runs import replay_bytes, replay_slots
+from agents.dqn.config import TrainConfig
+from agents.dqn.presets import preset
+from agents.dqn.replay.sizing import replay_bytes, replay_slots
+from agents.dqn.validation import validate
+from agents.run import checks
 from scripts import train as train_script
 
 # (flags, text the one error line must contain)

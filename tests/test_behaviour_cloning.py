@@ -9,14 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from agents.checkpoint import config_to_dict, latest_checkpoint, load_checkpoint, save_checkpoint
-from agents.config import TrainConfig
-from agents.dqn import build_q_network
-from agents.evaluation import evaluate, load_policy, save_trajectories
-from agents.supervised import build_classifier
-from envs.datasets import load_dataset
+from agents.dqn.agent import build_q_network
+from agents.dqn.config import TrainConfig
+from agents.evaluation.evaluate import evaluate, load_policy, save_trajectories
+from agents.run.checkpoint import (
+    config_to_dict,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from agents.supervised.classifier import build_classifier
+from agents.supervised.datasets import load_dataset
+from agents.supervised.trajectories import TrajectoryRecorder, load_trajectories, split_episodes
 from envs.fake import pixel_choice_side
-from envs.trajectories import TrajectoryRecorder, load_trajectories, split_episodes
 from scripts import evaluate as evaluate_script
 from scripts import train_supervised
 

@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from agents.config import FLAG_GROUPS, UNSET_MEANS, TrainConfig
-from agents.presets import preset
-from agents.supervised import SUPERVISED_FLAG_GROUPS, SupervisedConfig
+from agents.dqn.config import FLAG_GROUPS, UNSET_MEANS, TrainConfig
+from agents.dqn.presets import preset
+from agents.supervised.classifier import SUPERVISED_FLAG_GROUPS, SupervisedConfig
 from scripts import _cli, train_supervised
 from scripts import train as train_script
 

@@ -10,11 +10,11 @@ import json
 import pytest
 import yaml
 
-from agents.checkpoint import config_to_dict
-from agents.config import TrainConfig
-from agents.presets import preset
-from agents.run_dir import read_run_config
-from agents.supervised import SupervisedConfig, config_dict
+from agents.dqn.config import TrainConfig
+from agents.dqn.presets import preset
+from agents.run.checkpoint import config_to_dict
+from agents.run.directory import read_run_config
+from agents.supervised.classifier import SupervisedConfig, config_dict
 from scripts import train as train_script
 from scripts import train_supervised
 from scripts._cli import read_config_file

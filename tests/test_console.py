@@ -18,9 +18,10 @@ from types import SimpleNamespace
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
-from agents import runs
-from agents.config import TrainConfig
+from agents.dqn.config import TrainConfig
+from agents.dqn.replay import sizing as runs
 from scripts import train as train_script
 
 FAKE = ["--env", "fake", "--preset", "smoke", "--seed", "1", "--torch-threads", "1",
@@ -213,7 +214,7 @@ def test_a_replay_of_a_gigabyte_or_more_is_announced_in_gb(monkeypatch, capsys):
         single_observation_space=gym.spaces.Box(0, 255, (4, 84, 84), np.uint8),
     )  # fmt: skip
     config = TrainConfig(total_steps=10_000_000, buffer_size=1_000_000)
-    assert runs.make_replay(config, envs, runs.resolve_device("cpu")) == "replay"
+    assert runs.make_replay(config, envs, torch.device("cpu")) == "replay"
     assert capsys.readouterr().out.splitlines() == [
         "replay: 1,000,000 transitions (7.07 GB) on cpu"  # announced before it is allocated
     ]

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envs import datasets
-from envs.augment import augment_images, shift_images
-from envs.datasets import (
+from agents.supervised import datasets
+from agents.supervised.augment import augment_images, shift_images
+from agents.supervised.datasets import (
     Dataset,
     load_dataset,
     load_digits,

@@ -6,19 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from agents.actor import linear_schedule
-from agents.build import build_trainer
-from agents.config import epsilon_decay_length, validate
-from agents.dqn import (
-    build_q_network,
-    c51_loss,
-    dqn_loss,
-    epsilon_greedy,
-    td_loss,
-    td_target,
-)
-from agents.presets import PRESETS, cartpole, preset, smoke
-from agents.replay import Batch
+from agents.dqn.actor import linear_schedule
+from agents.dqn.agent import build_q_network, epsilon_greedy
+from agents.dqn.build import build_trainer
+from agents.dqn.config import epsilon_decay_length
+from agents.dqn.losses import c51_loss, dqn_loss, td_loss, td_target
+from agents.dqn.presets import PRESETS, cartpole, preset, smoke
+from agents.dqn.replay.uniform import Batch
+from agents.dqn.validation import validate
 from networks import DistributionalHead, Network
 
 

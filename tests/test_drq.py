@@ -2,7 +2,6 @@
 Dopamine's network and epsilon schedule, and the atari100k protocol."""
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,19 +9,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.augment import augment_batch, intensity_jitter, random_shift, shift_images
-from agents.build import build_trainer
-from agents.config import TrainConfig, schedule_warnings, validate
-from agents.dqn import DQNAgent, build_q_network
-from agents.evaluation import (
+from agents.dqn.actor import EpsilonSchedule
+from agents.dqn.agent import DQNAgent, build_q_network
+from agents.dqn.augment import augment_batch, intensity_jitter, random_shift, shift_images
+from agents.dqn.build import build_trainer
+from agents.dqn.config import TrainConfig, schedule_warnings
+from agents.dqn.presets import preset
+from agents.dqn.replay.uniform import Batch
+from agents.dqn.validation import validate
+from agents.evaluation.evaluate import (
     PROTOCOL_EVAL_EPISODES,
     PROTOCOL_EVAL_EPSILON,
     PROTOCOL_MAX_EPISODE_STEPS,
     evaluate,
 )
-from agents.loop import Trainer
-from agents.presets import preset
-from agents.replay import Batch
 from envs.atari import PROTOCOLS
 from envs.vector import make_vector_env
 from networks import NoisyLinear
@@ -234,13 +234,11 @@ def dopamine_linearly_decaying_epsilon(decay_period, step, warmup_steps, epsilon
 
 def test_drq_epsilon_waits_for_the_warm_up_then_decays_as_dopamine():
     c = preset("drq")
-    trainer = SimpleNamespace(config=c, epsilon_decay_steps=c.epsilon_decay_steps, global_step=0)
+    schedule = EpsilonSchedule.from_config(c, c.epsilon_decay_steps)
     for step in (0, 800, 1_600, 1_601, 2_850, 4_100, 6_599, 6_600, 50_000, 100_000):
-        trainer.global_step = step
-        ours = Trainer.epsilon(trainer)
+        ours = schedule(step)
         assert math.isclose(ours, dopamine_linearly_decaying_epsilon(5_000, step, 1_600, 0.01))
-    trainer.global_step = 4_100
-    assert math.isclose(Trainer.epsilon(trainer), 0.505)  # half way down from 1 to 0.01
+    assert math.isclose(schedule(4_100), 0.505)  # half way down from 1 to 0.01
 
 
 def test_epsilon_decay_start_enters_the_short_run_warning():

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.checkpoint import config_to_dict, save_checkpoint
-from agents.config import TrainConfig
-from agents.dqn import build_q_network
-from agents.env_switch import EnvInterface, check_env_switch
+from agents.dqn.agent import build_q_network
+from agents.dqn.config import TrainConfig
+from agents.evaluation.env_switch import EnvInterface, check_env_switch
+from agents.run.checkpoint import config_to_dict, save_checkpoint
 from envs.scores import HUMAN_SCORE_SET, human_normalized
 from scripts import evaluate as evaluate_script
 

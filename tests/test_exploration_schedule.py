@@ -7,11 +7,11 @@ import signal
 
 import pytest
 
-from agents.checkpoint import load_checkpoint
-from agents.config import TrainConfig, epsilon_decay_length, schedule_warnings
-from agents.loop import Trainer
-from agents.presets import cartpole, cleanrl, preset, rainbow
-from agents.tracking import read_metrics
+from agents.dqn.config import TrainConfig, epsilon_decay_length, schedule_warnings
+from agents.dqn.loop import Trainer
+from agents.dqn.presets import cartpole, cleanrl, preset, rainbow
+from agents.run.checkpoint import load_checkpoint
+from agents.run.tracking import read_metrics
 from scripts.train import main as train_main
 from scripts.train import parse_config
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from agents.build import build_trainer
-from agents.config import TrainConfig
-from agents.dqn import DQNAgent, should_compile
-from agents.loop import Trainer
-from agents.presets import preset
-from agents.replay import ReplayBuffer
+from agents.dqn.agent import DQNAgent, should_compile
+from agents.dqn.build import build_trainer
+from agents.dqn.config import TrainConfig
+from agents.dqn.loop import Trainer
+from agents.dqn.presets import preset
+from agents.dqn.replay.uniform import ReplayBuffer
 
 
 def pixel_batch(seed: int = 0):

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.build import build_trainer
-from agents.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
-from agents.faults import NonFiniteLossError
-from agents.presets import preset
-from agents.replay_io import load_replay
-from agents.tracking import read_metrics
+from agents.dqn.build import build_trainer
+from agents.dqn.presets import preset
+from agents.dqn.replay.io import load_replay
+from agents.run.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from agents.run.faults import NonFiniteLossError
+from agents.run.tracking import read_metrics
 from scripts.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def check_run_dir(out: Path) -> int:
     state = load_checkpoint(out)
     assert torch.isfinite(state["model"]["head.linear.weight"]).all()
     if "replay" in state:
-        from agents.runs import make_replay
+        from agents.dqn.replay.sizing import make_replay
         from envs.vector import make_vector_env
 
         config = preset("cartpole").replace(buffer_size=5000)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from agents.dqn import DQNAgent, build_q_network
-from agents.optimizers import CenteredRMSprop
-from agents.presets import preset
+from agents.dqn.agent import DQNAgent, build_q_network
+from agents.dqn.optimizers import CenteredRMSprop
+from agents.dqn.presets import preset
 from networks import NatureCNN, NoisyLinear
 
 CONV_PARAMS = (4 * 64 * 32 + 32) + (32 * 16 * 64 + 64) + (64 * 9 * 64 + 64)  # 77,984

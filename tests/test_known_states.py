@@ -7,7 +7,7 @@ its checkpoint; and that ``--resume`` continues from what was left.
 
 Signals are sent to real processes in the phase under test: ``DQN_TEST_PAUSE=phase[:N]`` makes
 the process write ``DQN_TEST_PAUSE_MARKER`` when it reaches the phase and wait there for the
-signal (``agents.interrupts.pause_point``); waits are hang guards only.
+signal (``agents.run.interrupts.pause_point``); waits are hang guards only.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ import numpy as np
 import pytest
 import torch
 
-import agents.build
-import agents.loop
-from agents.checkpoint import list_checkpoints, load_checkpoint
-from agents.dqn import DQNAgent
-from agents.evaluation import evaluate
-from agents.replay import ReplayBuffer
-from agents.tracking import Tracker, read_metrics
+import agents.dqn.build
+import agents.dqn.loop
+from agents.dqn.agent import DQNAgent
+from agents.dqn.replay.uniform import ReplayBuffer
+from agents.evaluation.evaluate import evaluate
+from agents.run.checkpoint import list_checkpoints, load_checkpoint
+from agents.run.tracking import Tracker, read_metrics
 from scripts.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,14 +96,14 @@ def counted(real, when, method: bool = True):
 
 
 def fault_env_step(patch):
-    make = agents.build.make_vector_env
+    make = agents.dqn.build.make_vector_env
 
     def make_failing(*args, **kwargs):
         envs = make(*args, **kwargs)
         envs.step = counted(envs.step, lambda n, *_: n == 351)  # the step after 350
         return envs
 
-    patch.setattr(agents.build, "make_vector_env", make_failing)
+    patch.setattr(agents.dqn.build, "make_vector_env", make_failing)
 
 
 def fault_optimizer_step(patch):
@@ -133,7 +133,7 @@ def fault_tracker_log(patch):
 
 
 def fault_evaluation(patch):
-    patch.setattr(agents.loop, "evaluate", counted(evaluate, lambda n, *_, **__: True))
+    patch.setattr(agents.dqn.loop, "evaluate", counted(evaluate, lambda n, *_, **__: True))
 
 
 SAVED = "saved"  # an emergency checkpoint of that step

@@ -4,8 +4,8 @@ FIRE, game overs and same-step autoreset), N streams, life-loss terminals."""
 import numpy as np
 import torch
 
-from agents.build import build_trainer
-from agents.presets import smoke
+from agents.dqn.build import build_trainer
+from agents.dqn.presets import smoke
 
 
 def test_every_stored_transition_equals_the_envs_own(tmp_path):

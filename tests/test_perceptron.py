@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.perceptron import train_delta_rule, train_hebb, train_rosenblatt
+from agents.supervised.perceptron import train_delta_rule, train_hebb, train_rosenblatt
 
 X_BOOL = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 TRUTH_TABLES = {"and": [0, 0, 0, 1], "or": [0, 1, 1, 1], "xor": [0, 1, 1, 0]}

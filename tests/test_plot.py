@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from agents.tracking import MetricsLog
+from agents.run.tracking import MetricsLog
 from scripts import plot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -17,11 +17,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from agents.checkpoint import load_checkpoint, save_checkpoint
-from agents.evaluation import agent_policy, evaluate, load_policy
-from agents.loop import train
-from agents.presets import preset
-from agents.pretrained import (
+from agents.dqn.build import train
+from agents.dqn.presets import preset
+from agents.evaluation.evaluate import agent_policy, evaluate, load_policy
+from agents.evaluation.pretrained import (
     PRETRAINED_DIR,
     half_precision_verdict,
     list_pretrained,
@@ -29,7 +28,8 @@ from agents.pretrained import (
     save_pretrained,
     score_tolerance,
 )
-from agents.supervised import build_classifier
+from agents.run.checkpoint import load_checkpoint, save_checkpoint
+from agents.supervised.classifier import build_classifier
 from envs.atari import is_atari_game
 from scripts import evaluate as evaluate_script
 from scripts import export_pretrained

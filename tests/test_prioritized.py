@@ -8,7 +8,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from agents.prioritized import (
+from agents.dqn.replay.prioritized import (
     BRANCHING,
     PrioritizedReplay,
     PrioritizedSampler,
@@ -17,7 +17,7 @@ from agents.prioritized import (
     flat_index,
     split_index,
 )
-from agents.replay import ReplayBuffer
+from agents.dqn.replay.uniform import ReplayBuffer
 
 # Upper-tail critical value of the chi-square distribution, 39 degrees of freedom, significance
 # 0.001: 72.055 (NIST/SEMATECH e-Handbook of Statistical Methods, table 1.3.6.7.4).

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from agents.build import build_trainer
-from agents.dqn import DQNAgent
-from agents.presets import cartpole_rainbow, smoke
-from agents.prioritized import PrioritizedReplay, PrioritizedSampler
-from agents.replay import ReplayBuffer
+from agents.dqn.agent import DQNAgent
+from agents.dqn.build import build_trainer
+from agents.dqn.presets import cartpole_rainbow, smoke
+from agents.dqn.replay.prioritized import PrioritizedReplay, PrioritizedSampler
+from agents.dqn.replay.uniform import ReplayBuffer
 from networks import DistributionalHead, DuelingHead, NoisyLinear
 
 SWITCHES = {

@@ -9,7 +9,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from agents.replay import ReplayBuffer
+from agents.dqn.replay.uniform import ReplayBuffer
 
 K = 4  # frame stack
 

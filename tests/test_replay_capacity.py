@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from agents.build import build_trainer
-from agents.checkpoint import load_checkpoint
-from agents.config import TrainConfig
-from agents.loop import Trainer
-from agents.presets import cartpole_rainbow, smoke
-from agents.prioritized import PrioritizedReplay, PrioritizedSampler, flat_index
-from agents.replay import ReplayBuffer
-from agents.runs import grow_replay, replay_bytes, replay_slots
+from agents.dqn.build import build_trainer
+from agents.dqn.config import TrainConfig
+from agents.dqn.loop import Trainer
+from agents.dqn.presets import cartpole_rainbow, smoke
+from agents.dqn.replay.prioritized import PrioritizedReplay, PrioritizedSampler, flat_index
+from agents.dqn.replay.sizing import grow_replay, replay_bytes, replay_slots
+from agents.dqn.replay.uniform import ReplayBuffer
+from agents.run.checkpoint import load_checkpoint
 from scripts.train import main as train_main
 
 QUIET = {"eval_every_steps": 0, "final_eval_episodes": 0, "record_video": False,

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from agents.build import build_trainer
-from agents.checkpoint import list_checkpoints, load_checkpoint
-from agents.loop import Trainer
-from agents.prioritized import PrioritizedReplay, PrioritizedSampler
-from agents.replay import ReplayBuffer
-from agents.replay_io import load_replay, save_replay
-from agents.tracking import read_metrics
+from agents.dqn.build import build_trainer
+from agents.dqn.loop import Trainer
+from agents.dqn.replay.io import load_replay, save_replay
+from agents.dqn.replay.prioritized import PrioritizedReplay, PrioritizedSampler
+from agents.dqn.replay.uniform import ReplayBuffer
+from agents.run.checkpoint import list_checkpoints, load_checkpoint
+from agents.run.tracking import read_metrics
 from envs.state import env_state, restore_env_state
 from envs.vector import make_vector_env
 from scripts.train import main as train_main
@@ -161,7 +161,7 @@ def _filled_replay(prioritized: bool):
 
 @pytest.mark.parametrize("prioritized", [False, True])
 def test_saved_replay_restores_every_tensor_and_the_next_batch(tmp_path, monkeypatch, prioritized):
-    monkeypatch.setattr("agents.replay_io.CHUNK_BYTES", 100)  # many chunks per tensor
+    monkeypatch.setattr("agents.dqn.replay.io.CHUNK_BYTES", 100)  # many chunks per tensor
     replay = _filled_replay(prioritized)
     save_replay(replay, tmp_path / "replay")
     fresh = _filled_replay(prioritized).__class__  # same type, empty
@@ -284,13 +284,13 @@ def test_resuming_with_an_edited_config_names_the_setting_and_both_values(tmp_pa
 def test_a_checkpoint_of_another_network_names_both_sides(tmp_path):
     """A library caller resuming with a config whose network differs from the checkpoint's gets
     the network named, even past the settings check."""
-    from agents.run_dir import read_run_config
+    from agents.run.directory import read_run_config
 
     out = tmp_path / "run"
     assert train_main([*CARTPOLE, "--preset", "cartpole", "--total-steps", "300",
                        "--output-dir", str(out)]) == 0  # fmt: skip
     config = read_run_config(out / "config.json").replace(dueling=True, total_steps=400)
     with pytest.MonkeyPatch.context() as patch:  # past the settings check
-        patch.setattr("agents.build.check_resume", lambda *args: None)
+        patch.setattr("agents.dqn.build.check_resume", lambda *args: None)
         with pytest.raises(ValueError, match="holds another network than this config builds"):
             build_trainer(config, resume=True)

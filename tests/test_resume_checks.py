@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.checkpoint import list_checkpoints, load_checkpoint
-from agents.loop import Trainer
-from agents.run_dir import (
+from agents.dqn.loop import Trainer
+from agents.run.checkpoint import list_checkpoints, load_checkpoint
+from agents.run.directory import (
     LOCK_NAME,
     RunDirError,
     check_resume,
     config_difference,
     read_run_config,
 )
-from agents.tracking import read_metrics
+from agents.run.tracking import read_metrics
 from scripts.train import main as train_main
 
 QUIET = ["--no-progress", "--no-record-video", "--final-eval-episodes", "0"]

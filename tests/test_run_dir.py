@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-import agents.build
-from agents.checkpoint import config_to_dict, list_checkpoints
-from agents.config import TrainConfig
-from agents.run_dir import LOCK_NAME, RunLock, claim_output_dir
-from agents.tracking import read_metrics
+import agents.dqn.build
+from agents.dqn.config import TrainConfig
+from agents.run.checkpoint import config_to_dict, list_checkpoints
+from agents.run.directory import LOCK_NAME, RunLock, claim_output_dir
+from agents.run.tracking import read_metrics
 from scripts.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,7 +235,7 @@ def test_the_default_output_dir_is_new_for_each_run_and_printed_first(
 ):
     monkeypatch.chdir(tmp_path)
     stamp = time.mktime((2024, 1, 2, 3, 4, 5, 0, 0, -1))
-    monkeypatch.setattr("agents.run_dir._now", lambda: stamp)  # two runs in the same second
+    monkeypatch.setattr("agents.run.directory._now", lambda: stamp)  # two runs in the same second
     seen = []
     for _ in range(2):
         code, stdout, err = run(capsys, [*CARTPOLE, "--total-steps", "200"])
@@ -253,7 +253,7 @@ def test_the_default_output_dir_is_new_for_each_run_and_printed_first(
 
 
 def test_claiming_a_templated_directory_never_takes_an_existing_one(tmp_path, monkeypatch):
-    monkeypatch.setattr("agents.run_dir._now", lambda: 0.0)
+    monkeypatch.setattr("agents.run.directory._now", lambda: 0.0)
     template = str(tmp_path / "{game}_{preset}_{seed}")
     config = TrainConfig(env="ALE/Pong-v5", preset="nature", seed=3, output_dir=template)
     (tmp_path / "Pong_nature_3-2").write_text("a file takes the name too")
@@ -267,13 +267,13 @@ def test_claiming_a_templated_directory_never_takes_an_existing_one(tmp_path, mo
 
 def test_the_wandb_run_takes_the_directory_name_or_exp_name(tmp_path, monkeypatch):
     names = []
-    real = agents.build.Tracker
+    real = agents.dqn.build.Tracker
 
     def spy(*args, **kwargs):
         names.append(kwargs["name"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(agents.build, "Tracker", spy)
+    monkeypatch.setattr(agents.dqn.build, "Tracker", spy)
     args = [*CARTPOLE, "--total-steps", "200"]
     assert train_main([*args, "--output-dir", str(tmp_path / "pong-seed1")]) == 0
     assert train_main([*args, "--output-dir", str(tmp_path / "b"), "--exp-name", "my-run"]) == 0

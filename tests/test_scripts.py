@@ -6,7 +6,7 @@ import json
 import imageio_ffmpeg
 import pytest
 
-from agents.checkpoint import latest_checkpoint, load_checkpoint
+from agents.run.checkpoint import latest_checkpoint, load_checkpoint
 from scripts import evaluate as evaluate_script
 from scripts import train as train_script
 

@@ -1,4 +1,4 @@
-"""Tests for agents.statistics (rliable-style aggregates, stratified bootstrap) and
+"""Tests for agents.evaluation.statistics (rliable-style aggregates, stratified bootstrap) and
 scripts.aggregate (summaries -> score matrix -> table and JSON)."""
 
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from agents import statistics as st
+from agents.evaluation import statistics as st
 from scripts import aggregate
 
 # 2 runs x 3 tasks.

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents.checkpoint import atomic_write
-from agents.supervised import (
+from agents.run.checkpoint import atomic_write
+from agents.supervised.classifier import (
     PRESETS,
     SupervisedConfig,
     build_classifier,
@@ -25,7 +25,7 @@ from agents.supervised import (
     save_model,
     train_classifier,
 )
-from envs.datasets import Dataset, load_digits, load_xor
+from agents.supervised.datasets import Dataset, load_digits, load_xor
 from networks import ClassifierHead, Network
 from scripts import train_supervised
 from scripts._cli import cli_main, one_line

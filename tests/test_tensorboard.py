@@ -15,8 +15,8 @@ from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E4
     EventAccumulator,
 )
 
-from agents.config import TrainConfig  # noqa: E402
-from agents.tracking import (  # noqa: E402
+from agents.dqn.config import TrainConfig  # noqa: E402
+from agents.run.tracking import (  # noqa: E402
     TENSORBOARD_DIR,
     Tracker,
     _rows,

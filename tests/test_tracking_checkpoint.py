@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from agents.checkpoint import (
+from agents.run.checkpoint import (
     CheckpointError,
     atomic_torch_save,
     check_compatible,
@@ -17,7 +17,7 @@ from agents.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from agents.tracking import MetricsLog, Tracker, read_metrics, resolve_wandb_mode
+from agents.run.tracking import MetricsLog, Tracker, read_metrics, resolve_wandb_mode
 
 
 def test_metrics_log_is_long_format_and_survives_a_torn_line(tmp_path):

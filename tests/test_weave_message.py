@@ -9,12 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agents.tracking import WEAVE_SWITCH
+from agents.run.tracking import WEAVE_SWITCH
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = """
 import sys
-from agents.tracking import Tracker
+from agents.run.tracking import Tracker
 
 tracker = Tracker(sys.argv[1], {"lr": 1e-4}, track=True, mode="offline", project="tests")
 assert tracker.wandb_mode == "offline", tracker.wandb_mode

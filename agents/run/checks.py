@@ -4,7 +4,7 @@ flag or file, the value and what is accepted (``scripts._cli.cli_main`` prints i
 
 - Numbers: ``Range`` (an interval of integers or finite numbers, and its words) and
   ``check_number``; ``check_fields`` checks every field of a dataclass config against its type
-  hint, finiteness and a table of ranges (``TRAIN_RANGES`` for ``agents.config.TrainConfig``).
+  hint, finiteness and a table of ranges (``TRAIN_RANGES`` for ``agents.dqn.config.TrainConfig``).
 - Paths: ``check_output_path`` (not empty, not a filesystem root, not the current directory),
   ``check_writable_dir`` and ``check_writable_file`` (probed with a temporary file in the nearest
   existing folder, removed at once: nothing is left behind).
@@ -49,7 +49,7 @@ CHECKPOINT_STEP_MAX = 10**12 - 1
 EVAL_SEED_OFFSET = 20_000
 """The largest offset a run adds to its seed (the final video; periodic evaluations add 10,000)."""
 MAX_EVAL_ENVS = 8
-"""Parallel envs of an evaluation (``agents.evaluation.evaluate``), each seeded seed + i."""
+"""Parallel envs of an evaluation (``evaluation.evaluate.evaluate``), each seeded seed + i."""
 MAX_OBS_ELEMENTS = 10_000_000
 """Largest observation (elements per step) a checkpoint or trajectory file may declare."""
 MAX_ACTIONS = 4096
@@ -508,7 +508,7 @@ def network_bytes(config, obs_shape, num_actions: int) -> tuple[int, int]:
     network is built on the meta device: no memory is touched."""
     import torch
 
-    from agents.dqn import build_q_network
+    from agents.dqn.agent import build_q_network
 
     with torch.device("meta"):
         net = build_q_network(obs_shape, num_actions, config.hidden, config)
@@ -532,7 +532,7 @@ def check_memory(config, spec: EnvSpec, available=None) -> None:
     (one line with both numbers and the largest ``--buffer-size`` that fits)."""
     import torch
 
-    from agents.runs import replay_bytes, replay_slots
+    from agents.dqn.replay.sizing import replay_bytes, replay_slots
 
     slots = replay_slots(config, config.num_envs, spec.frame_stack)
     frame_shape = spec.obs_shape[1:] if spec.frame_stack > 1 else spec.obs_shape
@@ -631,7 +631,7 @@ def check_config_dict(data: object, where: str, cls: type | None = None) -> None
     checkpoint's or shipped agent's config, a ``--config`` file): an object whose known fields
     have their types and finite numbers (unknown keys and missing fields are allowed: older and
     newer versions save other sets)."""
-    from agents.config import TrainConfig
+    from agents.dqn.config import TrainConfig
 
     if not isinstance(data, dict):
         raise ValueError(f"{where}: the config is a {type(data).__name__}, not an object")
@@ -719,7 +719,7 @@ METRICS_FIELDS = ("global_step", "wall_seconds", "metric", "value")
 
 def read_metrics_checked(path: str | Path) -> dict[str, list[tuple[int, float]]]:
     """metrics.csv -> {metric: [(global_step, value), ...]}, checked row by row: the header of
-    ``agents.tracking.MetricsLog``, then rows of an integer step >= 0, a finite wall time, a
+    ``agents.run.tracking.MetricsLog``, then rows of an integer step >= 0, a finite wall time, a
     metric name and a finite value, each metric's steps never going back (a file two runs wrote
     into). Only a torn last line (no newline after it: a run killed while writing) is skipped;
     anything else is refused in one line naming the file and the line."""
@@ -797,7 +797,7 @@ def _check_shape(where: str, key: str, value: object) -> None:
 
 
 def check_checkpoint(state: dict[str, Any], path: object = None) -> None:
-    """A loaded checkpoint (``agents.checkpoint.load_checkpoint``), field by field: what playing
+    """A loaded checkpoint (``agents.run.checkpoint.load_checkpoint``), field by field: what playing
     it needs (env_id, obs_shape, num_actions, config, a finite model; a classifier's settings),
     and every training field it holds (a finite target and optimizer state, counters, generator
     states, the saved replay's name)."""

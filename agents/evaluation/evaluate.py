@@ -5,8 +5,9 @@ clipping; the ``nature`` protocol keeps its 30 no-op starts), so returns are raw
 whole games. With several parallel envs each env plays a fixed share of the episodes, so short
 episodes do not crowd out long ones. Video is recorded from the emulator's full-colour screen on
 a separate single env, never from the 84x84 observations. Also here: the protocols' evaluation
-epsilons, trajectory files (``envs.trajectories``) written atomically, and ``load_policy`` for
-Q-network and classifier checkpoints. Playing a checkpoint on another game is ``agents.env_switch``.
+epsilons, trajectory files (``agents.supervised.trajectories``) written atomically, and
+``load_policy`` for Q-network and classifier checkpoints. Playing a checkpoint on another game is
+``agents.evaluation.env_switch``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.checkpoint import CheckpointError, atomic_write, load_network
-from agents.interrupts import pause_point
+from agents.run.checkpoint import CheckpointError, atomic_write, load_network
+from agents.run.interrupts import pause_point
+from agents.supervised.trajectories import Trajectories, TrajectoryRecorder, write_trajectories
 from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized
-from envs.trajectories import Trajectories, TrajectoryRecorder, write_trajectories
 from envs.vector import make_vector_env
 
 Policy = Callable[[np.ndarray, float], np.ndarray]  # (obs batch, epsilon) -> actions
@@ -154,7 +155,8 @@ def step_cap_kwargs(env_id: str, max_episode_steps: int | None) -> dict[str, int
 
 
 def save_trajectories(path: str | Path, trajectories: Trajectories) -> Path:
-    """Write a trajectory file (``envs.trajectories``) atomically: temp file, fsync, rename."""
+    """Write a trajectory file (``agents.supervised.trajectories``) atomically: temp file, fsync,
+    rename."""
     return atomic_write(path, lambda f: write_trajectories(f, trajectories))
 
 
@@ -288,19 +290,19 @@ class QPolicy:
 
     @torch.no_grad()
     def act(self, obs, epsilon: float) -> torch.Tensor:
-        from agents.dqn import epsilon_greedy
+        from agents.dqn.agent import epsilon_greedy
 
         q = self.network(torch.as_tensor(np.asarray(obs), device=self.device))
         return epsilon_greedy(q, epsilon, self.generator)
 
 
 def load_policy(state: dict[str, Any], device: torch.device, seed: int = 0) -> QPolicy:
-    """The acting network of a loaded checkpoint (see ``agents.checkpoint.load_checkpoint``): the
+    """The acting network of a loaded checkpoint (``checkpoint.load_checkpoint``): the
     online Q-network of a training run, or the classifier of a ``"kind": "classifier"`` one
     (behaviour cloning, ``scripts/train_supervised.py`` on a trajectory file)."""
     kind = state.get("kind", "q-network")
     if kind == "classifier":
-        from agents.supervised import build_classifier
+        from agents.supervised.classifier import build_classifier
 
         spec = state["classifier"]
         network = build_classifier(
@@ -308,8 +310,8 @@ def load_policy(state: dict[str, Any], device: torch.device, seed: int = 0) -> Q
             spec.get("activation") or "relu", spec.get("dropout") or 0.0,
         )  # fmt: skip
     elif kind == "q-network":
-        from agents.config import config_from_dict
-        from agents.dqn import build_q_network
+        from agents.dqn.agent import build_q_network
+        from agents.dqn.config import config_from_dict
 
         config = config_from_dict(state["config"])
         network = build_q_network(state["obs_shape"], state["num_actions"], config.hidden, config)

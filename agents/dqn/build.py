@@ -2,7 +2,7 @@
 
 From a config (and, to continue a run, its newest checkpoint) it claims the run directory, builds
 the vector env, the agent and its learner, the replay, the actor and the tracker, restores their
-state when resuming, and hands them to ``agents.loop.Trainer``, which only runs them. Tests and
+state when resuming, and hands them to ``agents.dqn.loop.Trainer``, which only runs them. Tests and
 benchmarks that need other parts build a ``Trainer`` from them directly.
 
 The process-wide settings of a run (global seeds, torch threads, TF32) are made here, in
@@ -17,43 +17,41 @@ from typing import Any
 
 import torch
 
-from agents.actor import Actor, EpsilonSchedule
-from agents.checkpoint import (
+from agents.dqn.actor import Actor, EpsilonSchedule
+from agents.dqn.agent import DQNAgent
+from agents.dqn.config import TrainConfig, epsilon_decay_length, schedule_warnings
+from agents.dqn.learner import Learner
+from agents.dqn.loop import RunFiles, Trainer, discard_new_run
+from agents.dqn.replay.sizing import (
+    make_replay,
+    replay_device,
+    saved_replay_dir,
+    saved_replay_slots,
+)
+from agents.dqn.validation import validate
+from agents.evaluation.evaluate import recording_problem
+from agents.run.checkpoint import (
     CheckpointError,
     check_compatible,
     config_to_dict,
     latest_checkpoint,
     load_checkpoint,
 )
-from agents.checks import check_checkpoint
-from agents.config import TrainConfig, epsilon_decay_length, schedule_warnings, validate
-from agents.dqn import DQNAgent
-from agents.evaluation import recording_problem
-from agents.interrupts import SignalGuard, pause_point
-from agents.learner import Learner
-from agents.loop import RunFiles, Trainer, discard_new_run
-from agents.run_dir import (
+from agents.run.checks import check_checkpoint
+from agents.run.directory import (
     RunLock,
     check_resume,
     claim_output_dir,
     prepare_new_run,
     remove_if_unused,
 )
-from agents.runs import (
-    check_output_dir,
-    make_replay,
-    new_run_id,
-    replay_device,
-    resolve_device,
-    saved_replay_dir,
-    saved_replay_slots,
-    write_json,
-)
-from agents.tracking import Tracker, truncate_metrics, warn
+from agents.run.files import check_output_dir, new_run_id, resolve_device, write_json
+from agents.run.interrupts import SignalGuard, pause_point
+from agents.run.tracking import Tracker, truncate_metrics, warn
 from envs.atari import is_atari_game
 from envs.vector import make_vector_env
 
-__all__ = ["build_trainer", "configure_torch"]
+__all__ = ["build_trainer", "configure_torch", "train"]
 
 
 def configure_torch(config: TrainConfig, device: torch.device, image_obs: bool) -> None:
@@ -190,3 +188,17 @@ def load_resume_state(config: TrainConfig, output_dir: Path, device: torch.devic
         raise CheckpointError(str(error)) from None
     check_resume(config, state, output_dir)  # the same run, with steps left
     return state
+
+
+def train(
+    config: TrainConfig,
+    tracker: Tracker | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Train a DQN agent as ``config`` says (continuing the run in ``config.output_dir`` when
+    ``resume``, replacing the run it holds when ``overwrite``); returns the summary also written
+    to summary.json."""
+    signals = SignalGuard()
+    with signals:
+        return build_trainer(config, tracker, resume, overwrite, signals).run()

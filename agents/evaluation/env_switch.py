@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.evaluation import Policy
+from agents.evaluation.evaluate import Policy
 from envs.vector import make_vector_env
 
 

@@ -2,7 +2,7 @@
 
 A classifier is one of the shared torsos with a ``ClassifierHead`` on top, trained with the
 lecture's softmax loss L = (1/N) sum_i -log(exp(f_{y_i}) / sum_j exp(f_j)) (cross-entropy on the
-logits), dropout (Srivastava et al. 2014), data augmentation (``envs.augment.augment_images``),
+logits), dropout (Srivastava et al. 2014), data augmentation (``augment.augment_images``),
 Adam (Kingma and Ba 2015) or SGD with momentum, and a cosine learning-rate decay (Loshchilov and
 Hutter 2017). Defaults are chosen per (dataset, model) from ``PRESETS`` for every setting the
 user leaves as None.
@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from agents.checkpoint import atomic_torch_save
-from envs.augment import augment_images
-from envs.datasets import Dataset, dataset_kind
+from agents.run.checkpoint import atomic_torch_save
+from agents.supervised.augment import augment_images
+from agents.supervised.datasets import Dataset, dataset_kind
 from networks import MLP, ClassifierHead, LeNet5, NatureCNN, Network, make_activation
 
 Model = Literal["mlp", "lenet", "nature-cnn"]
@@ -147,7 +147,7 @@ def resolve_config(config: SupervisedConfig) -> SupervisedConfig:
     if config.model == "nature-cnn" and config.activation not in (None, "relu"):
         raise ValueError(f"model 'nature-cnn' uses ReLU, got activation {config.activation!r}")
     cfg = replace(config, **chosen)
-    from agents.checks import check_fields, check_output_path
+    from agents.run.checks import check_fields, check_output_path
 
     check_fields(cfg, SUPERVISED_RANGES)  # types, NaN, infinities and ranges, field by field
     for name, choices in (("optimizer", OPTIMIZERS), ("wandb_mode", WANDB_MODES)):
@@ -164,7 +164,7 @@ def resolve_config(config: SupervisedConfig) -> SupervisedConfig:
 
 
 def _supervised_ranges() -> dict:
-    from agents.checks import COUNT, POSITIVE_INT, SEED, Range
+    from agents.run.checks import COUNT, POSITIVE_INT, SEED, Range
 
     return {
         "epochs": POSITIVE_INT,
@@ -181,13 +181,13 @@ def _supervised_ranges() -> dict:
 
 
 SUPERVISED_RANGES = _supervised_ranges()
-"""The range of each numeric ``SupervisedConfig`` setting (``agents.checks.check_fields``)."""
+"""The range of each numeric ``SupervisedConfig`` setting (``agents.run.checks.check_fields``)."""
 
 
 def check_classifier_memory(config: SupervisedConfig, dataset: Dataset) -> None:
     """Refuse a classifier whose weights, gradients and two optimizer moments (float32) do not fit
     in the memory available, before it is built (counted on the meta device)."""
-    from agents.checks import available_memory, format_bytes
+    from agents.run.checks import available_memory, format_bytes
 
     with torch.device("meta"):
         net = build_classifier(

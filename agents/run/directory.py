@@ -32,7 +32,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from agents.config import TrainConfig
+from agents.dqn.config import TrainConfig
 
 LOCK_NAME = ".lock"
 # Any of these makes a directory hold a run.
@@ -60,7 +60,7 @@ _RUN_FOLDERS = {
     ),  # fmt: skip
     "videos": re.compile(r"^(.+\.mp4|\..+\.tmp)$"),
     "wandb": None,  # anything: wandb's files for this run
-    "tensorboard": re.compile(r"^events\.out\.tfevents\..+$"),  # agents.tracking.TensorBoardLog
+    "tensorboard": re.compile(r"^events\.out\.tfevents\..+$"),  # agents.run.tracking.TensorBoardLog
     "evaluation": None,  # anything: scripts.evaluate's outputs for this run's network
 }
 
@@ -384,7 +384,7 @@ def check_resume(config: TrainConfig, state: dict[str, Any], directory: Path) ->
     """Refuse to resume the checkpoint ``state`` with ``config`` unless it is the same run:
     the same settings but ``RESUME_CHANGEABLE`` ones, the same game, and steps left to take.
     Raises ``RunFinished`` when the run has finished and ``total_steps`` is what it was."""
-    from agents.checkpoint import config_to_dict
+    from agents.run.checkpoint import config_to_dict
 
     path = state.get("path")
     saved = state.get("config")

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from agents.config import TrainConfig
+from agents.dqn.config import TrainConfig
 from envs.state import env_state, restore_env_state
 
 Policy = Callable[[np.ndarray, float], torch.Tensor]  # (observations, epsilon) -> actions

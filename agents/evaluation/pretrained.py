@@ -1,6 +1,6 @@
 """Shipped agents: a trained network's acting weights as a small, code-free file pair.
 
-A training checkpoint (``agents.runs.trainer_state``) holds the online and target networks, the
+A training checkpoint (``Trainer.state_dict``) holds the online and target networks, the
 optimizer's moments, every random generator and the env state: about 27 MB for the Nature CNN.
 An agent shipped to play needs only the online network. ``save_pretrained`` writes
 
@@ -11,7 +11,7 @@ An agent shipped to play needs only the online network. ``save_pretrained`` writ
   file's SHA-256, the source checkpoint's global step and the measured evaluation with the
   tolerance a re-evaluation must meet.
 
-``load_pretrained`` turns the pair back into the state ``agents.evaluation.load_policy`` plays
+``load_pretrained`` turns the pair back into the state ``evaluate.load_policy`` plays
 (weights cast back to float32). Shipped pairs live in the ``agents/pretrained/`` package folder.
 """
 
@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 
-from agents.checkpoint import atomic_write
+from agents.run.checkpoint import atomic_write
 
 FORMAT_VERSION = 1
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"  # agents/pretrained
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SUFFIXES = (".safetensors", ".json")
 
@@ -62,7 +62,7 @@ def score_tolerance(std_return: float, episodes: int, check_episodes: int) -> fl
 
 
 def recorded_evaluation(summary: dict[str, Any], seed: int) -> dict[str, Any]:
-    """An ``agents.evaluation.evaluate`` summary as stored in the json: the scores, how they were
+    """An ``evaluate.evaluate`` summary as stored in the json: the scores, how they were
     measured, and the tolerance of the short re-evaluation (``CHECK_EPISODES``, same seed)."""
     record = {key: summary.get(key) for key in EVALUATION_KEYS}
     record["seed"] = seed
@@ -126,7 +126,7 @@ def save_pretrained(
     a behaviour-cloning classifier); ``evaluation`` is ``recorded_evaluation``'s dict or None."""
     from safetensors.torch import save
 
-    from agents.checks import check_finite_tensors
+    from agents.run.checks import check_finite_tensors
 
     check_name(name)
     check_finite_tensors(f"checkpoint {state.get('path')}", "model network", state["model"])
@@ -207,7 +207,7 @@ def resolve_pretrained(name_or_path: str | Path) -> tuple[Path, Path]:
 def read_pretrained_meta(path: Path) -> dict[str, Any]:
     """The json of a pair, checked field by field (``check_pretrained_meta``): one clear error for
     anything that is not one of ours."""
-    from agents.checks import read_json_object
+    from agents.run.checks import read_json_object
 
     meta = read_json_object(path, "pretrained metadata")
     required = ("format_version", "env_id", "obs_shape", "num_actions", "config", "tensors",
@@ -230,7 +230,7 @@ EVALUATION_NUMBERS = ("mean_return", "std_return", "median_return", "min_return"
 
 def check_pretrained_meta(meta: dict[str, Any], path: object) -> None:
     """Each field of a shipped agent's json: its type, and sizes and numbers within reason."""
-    from agents.checks import (
+    from agents.run.checks import (
         MAX_ACTIONS,
         _check_shape,
         _is_integer,
@@ -313,7 +313,7 @@ def load_pretrained(name_or_path: str | Path, device: str | torch.device = "cpu"
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from agents.checks import available_memory, check_finite_tensors, format_bytes
+    from agents.run.checks import available_memory, check_finite_tensors, format_bytes
 
     weights, meta_path = resolve_pretrained(name_or_path)
     meta = read_pretrained_meta(meta_path)

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from agents.config import TrainConfig
-from agents.dqn import DQNAgent
-from agents.replay import Batch
+from agents.dqn.agent import DQNAgent
+from agents.dqn.config import TrainConfig
+from agents.dqn.replay.uniform import Batch
 
 UPDATE_METRICS = ("losses/td_loss", "losses/q_values")
 

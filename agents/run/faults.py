@@ -1,7 +1,7 @@
 """How a run that cannot go on ends: its errors, and the messages and clean-up of a stop.
 
 ``TrainingError`` names the step, the phase and the error of a fault in the loop and the
-checkpoint to resume from (``agents.loop.Trainer.fail`` writes it); ``NonFiniteLossError`` a NaN
+checkpoint to resume from (``agents.dqn.loop.Trainer.fail`` writes it); ``NonFiniteLossError`` a NaN
 or infinite loss or parameter; ``StoppedBeforeCheckpoint`` a second signal that cut the stop's
 checkpoint short. ``discard_new_run`` deletes what a new run wrote before its first checkpoint.
 """
@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from agents.checkpoint import latest_checkpoint
-from agents.interrupts import Interrupted
+from agents.run.checkpoint import latest_checkpoint
+from agents.run.interrupts import Interrupted
 
 
 class NonFiniteLossError(RuntimeError):

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.interrupts import pause_point
-from agents.prioritized import PrioritizedReplay
-from agents.replay import ReplayBuffer
+from agents.dqn.replay.prioritized import PrioritizedReplay
+from agents.dqn.replay.uniform import ReplayBuffer
+from agents.run.interrupts import pause_point
 
 CHUNK_BYTES = 64 << 20
 REPLAY_FORMAT = 1

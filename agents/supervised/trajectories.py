@@ -6,7 +6,7 @@ to the other. ``TrajectoryRecorder`` collects the steps of a vector env stream b
 keeps whole episodes only; ``Trajectories`` holds them; ``trajectory_arrays`` and
 ``load_trajectories`` convert to and from the file; ``load_trajectories_dataset`` makes a file a
 supervised ``Dataset`` (observations labelled by action, split by episode), registered as
-``trajectories:PATH`` in ``envs.datasets``.
+``trajectories:PATH`` in ``agents.supervised.datasets``.
 
 File layout (``np.savez_compressed``; read with ``allow_pickle=False``, so no object arrays).
 T is the number of steps, E the number of episodes, episodes lie one after another:
@@ -23,7 +23,7 @@ T is the number of steps, E the number of episodes, episodes lie one after anoth
   ``format_version`` (int64) and ``action_meanings`` (num_actions,) strings ("0", "1", ... where
   the env names none).
 
-numpy only: writing the file atomically is the caller's job (``agents.evaluation``).
+numpy only: writing the file atomically is the caller's job (``agents.evaluation.evaluate``).
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from envs.datasets import Dataset
+from agents.supervised.data import Dataset
 
 FORMAT_VERSION = 1
 ARRAY_KEYS = ("observations", "actions", "rewards", "episode", "episode_start", "done",
@@ -241,11 +240,11 @@ def _check_values(path: Path, data: dict[str, np.ndarray]) -> None:
 def load_trajectories(path: str | Path) -> Trajectories:
     """Read and check a trajectory file; ValueError naming the file and the problem otherwise.
 
-    The zip directory and each array's npy header are checked first (``agents.checks.inspect_npz``:
+    The zip directory and each array's npy header are checked first (``checks.inspect_npz``:
     declared sizes against the compressed bytes, a zip bomb refused unopened, the memory the
     arrays need against what is available), then the shapes and dtypes of ``SCHEMA``; only then
     are the arrays read (only the known ones), and their values checked."""
-    from agents.checks import inspect_npz
+    from agents.run.checks import inspect_npz
 
     path = Path(path)
     if not path.is_file():
@@ -303,11 +302,9 @@ def load_trajectories_dataset(
     """A teacher's recorded play: inputs are its observations as it saw them (uint8 (C, H, W)
     stacks for Atari), labels the actions it took, classes the env's action names.
 
-    Split by whole episodes (``envs.trajectories.split_episodes``, seeded): consecutive steps are
+    Split by whole episodes (``split_episodes``, seeded): consecutive steps are
     near-copies, so test steps come from episodes never trained on. Needs at least 2 episodes.
     """
-    from envs.datasets import Dataset  # here: envs.datasets imports this module to register it
-
     t = load_trajectories(path)
     if t.num_episodes < 2:
         raise ValueError(

@@ -115,7 +115,7 @@ def truncate_metrics(path: str | Path, step: int, rows: int | None = None) -> tu
     dropped, -1 if none), so a resumed run continues the clock and does not send wandb again the
     steps it already has (rows dropped here were sent; a row never written, such as an evaluation
     cut short by a signal and made on resume, is sent)."""
-    from agents.checkpoint import atomic_write
+    from agents.run.checkpoint import atomic_write
 
     path = Path(path)
     if not path.exists():

@@ -5,7 +5,7 @@ how a signal is taken:
 
 - interruptible (start-up, evaluation, video, loading a checkpoint or a replay): the signal
   raises ``Interrupted`` at once wherever the main thread is; ``finally`` blocks and the atomic
-  writers (``agents.checkpoint.atomic_write``, ``save_replay``, ``envs.video.Mp4Writer``) remove
+  writers (``agents.run.checkpoint.atomic_write``, ``save_replay``, ``envs.video.Mp4Writer``) remove
   their temporary files on the way out.
 - deferred (a training step, a checkpoint and its replay being written, an evaluation's output
   files): the signal is recorded and acted on when the phase ends, so what is being written is

@@ -1,8 +1,8 @@
 """The training loop: actor -> replay -> learner, with evaluation, logging and checkpoints.
 
-``Trainer`` runs the parts ``agents.build.build_trainer`` makes (or a test gives it): an actor
-(``agents.actor``: vector env, policy, exploration schedule), the replay, and a learner
-(``agents.learner``: updates at the replay ratio, target sync), composed in one process. It owns
+``Trainer`` runs the parts ``agents.dqn.build.build_trainer`` makes (or a test gives it): an actor
+(``agents.dqn.actor``: vector env, policy, exploration schedule), the replay, and a learner
+(``agents.dqn.learner``: updates at the replay ratio, target sync), composed in one process. It owns
 the run's clock (``global_step``), the schedules of logging, evaluation and checkpoints, and the
 run's state as data: ``state_dict`` gathers the parts' own state dicts into one checkpoint and
 ``load_state_dict`` gives each part its own back.
@@ -18,7 +18,7 @@ host synchronisation per step beyond the actions the envs need.
 
 This module knows nothing of wandb: it logs through the ``Tracker`` it is given.
 
-Every fault ends in a known state. SIGINT/SIGTERM (``agents.interrupts``): a training step and a
+Every fault ends in a known state. SIGINT/SIGTERM (``agents.run.interrupts``): a training step and a
 checkpoint write finish first; start-up, an evaluation and the video stop at once; the run then
 checkpoints the last whole step and stops (exit code 130/143). Any other exception in the loop
 (``Trainer.fail``): an emergency checkpoint of the last good state when there is one (the step
@@ -42,11 +42,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.actor import Actor, Transitions
-from agents.checkpoint import config_to_dict, save_checkpoint
-from agents.config import TrainConfig
-from agents.evaluation import agent_policy, evaluate, record_video
-from agents.faults import (
+from agents.dqn.actor import Actor, Transitions
+from agents.dqn.config import TrainConfig
+from agents.dqn.learner import Learner
+from agents.dqn.replay.io import save_replay
+from agents.dqn.replay.sizing import load_saved_replay
+from agents.evaluation.evaluate import agent_policy, evaluate, record_video
+from agents.run.checkpoint import config_to_dict, save_checkpoint
+from agents.run.directory import RunLock, remove_if_unused
+from agents.run.faults import (
     NonFiniteLossError,
     StoppedBeforeCheckpoint,
     TrainingError,
@@ -54,12 +58,9 @@ from agents.faults import (
     discard_new_run,
     newest_checkpoint_text,
 )
-from agents.interrupts import SIGNAL_EXIT_CODES, Interrupted, SignalGuard, signal_name
-from agents.learner import Learner
-from agents.replay_io import save_replay
-from agents.run_dir import RunLock, remove_if_unused
-from agents.runs import load_saved_replay, write_json
-from agents.tracking import Tracker, warn
+from agents.run.files import write_json
+from agents.run.interrupts import SIGNAL_EXIT_CODES, Interrupted, SignalGuard, signal_name
+from agents.run.tracking import Tracker, warn
 from envs.atari import FRAME_SKIP, is_atari_game
 
 __all__ = [
@@ -682,19 +683,3 @@ class Trainer:
             write_json(self.output_dir / "summary.json", summary)
             self.tracker.finish(summary)
         return summary
-
-
-def train(
-    config: TrainConfig,
-    tracker: Tracker | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Train a DQN agent as ``config`` says (continuing the run in ``config.output_dir`` when
-    ``resume``, replacing the run it holds when ``overwrite``); returns the summary also written
-    to summary.json."""
-    from agents.build import build_trainer
-
-    signals = SignalGuard()
-    with signals:
-        return build_trainer(config, tracker, resume, overwrite, signals).run()

@@ -7,18 +7,18 @@ MNIST loaders; the Atari-frames and trajectory loaders live in their own modules
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits (UCI "Optical Recognition of
   Handwritten Digits", 1797 images), a fixed stratified 80/20 split with seed 0 (1437/360).
 - ``mnist``: LeCun et al. 1998, read from the four standard IDX files (raw or gzip).
-- ``atari-frames`` (``envs.atari_frames``): observations of K Atari games under a uniform random
+- ``atari-frames`` (``atari_frames``): observations of K Atari games under a uniform random
   policy, labelled by game: the (4, 84, 84) uint8 stacks of the ``nature`` protocol (Mnih et al.
   2015) that the DQN sees; test frames come from other episodes (other env seeds) than training
   frames.
-- ``trajectories:PATH`` (``envs.trajectories``): a teacher's play recorded by ``scripts.evaluate
+- ``trajectories:PATH`` (``trajectories``): a teacher's play recorded by ``scripts.evaluate
   --save-trajectories``, observations labelled by the teacher's action, for behaviour cloning
   (Pomerleau 1991); split into train and test by whole episodes.
 
 Images are ``(N, channels, height, width)``, float32 in [0, 1] (uint8 is allowed too, scaled by
 the trainer); vectors are ``(N, features)``. Add a dataset by writing a loader that returns a
 ``Dataset`` and putting it in ``LOADERS`` (or in ``FILE_LOADERS`` for datasets named
-``kind:PATH``, whose loader takes the path first). Augmentation lives in ``envs.augment``.
+``kind:PATH``, whose loader takes the path first). Augmentation lives in ``augment``.
 """
 
 from __future__ import annotations
@@ -26,15 +26,13 @@ from __future__ import annotations
 import gzip
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from envs.atari_frames import load_atari_frames
-from envs.augment import FLIPS
-from envs.trajectories import load_trajectories_dataset
+from agents.supervised.atari_frames import load_atari_frames
+from agents.supervised.data import Dataset
+from agents.supervised.trajectories import load_trajectories_dataset
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -46,43 +44,6 @@ MNIST_SOURCES = (
     "the MNIST site http://yann.lecun.com/exdb/mnist/ or one of its mirrors, "
     "e.g. https://ossci-datasets.s3.amazonaws.com/mnist/"
 )
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A train/test split; ``label_preserving_flips`` names the flips that keep every label;
-    ``recording`` says, for a recorded policy's actions, where and how it played (env_id,
-    protocol, epsilon, episodes, path)."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: tuple[str, ...]
-    label_preserving_flips: tuple[str, ...] = ()
-    recording: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):
-            raise ValueError(f"dataset {self.name!r}: inputs and labels differ in length")
-        if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise ValueError(f"dataset {self.name!r}: train and test inputs differ in shape")
-        bad = [f for f in self.label_preserving_flips if f not in FLIPS]
-        if bad:
-            raise ValueError(f"unknown flip {bad[0]!r}; accepted: {', '.join(FLIPS)}")
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(int(s) for s in self.x_train.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def is_image(self) -> bool:
-        return len(self.input_shape) == 3
 
 
 def load_xor(

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import torch
 
-from agents.interrupts import pause_point
+from agents.run.interrupts import pause_point
 
 FORMAT_VERSION = 1
 NAME = re.compile(r"^step_(\d{12})\.pt$")

@@ -1,68 +1,30 @@
-"""The pieces a training run is made of besides its parts' own code: devices, the replay it
-needs (sized to what the run can fill, announced before it is allocated, grown when a resumed
-run is extended), the output directory's checks and atomic JSON.
-
-A checkpoint (``agents.loop.Trainer.state_dict``) holds everything that decides what the run
-does next, so a resumed run continues bit for bit; the replay is saved next to it with
-``save_replay`` (``agents.replay_io``), and only the newest checkpoint keeps one, since each is
-as large as the replay.
-"""
+"""The replay a run needs: sized to what the run can fill, announced (size and device) before it
+is allocated, loaded from a saved replay, grown when a resumed run is extended."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from agents.checkpoint import atomic_write
-from agents.config import TrainConfig
-from agents.prioritized import BRANCHING, PrioritizedReplay, PrioritizedSampler, flat_index
-from agents.replay import ReplayBuffer
-from agents.replay_io import load_replay
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device: {name!r} was asked for but CUDA is not available; use cpu")
-    return torch.device(name)
+from agents.dqn.config import TrainConfig
+from agents.dqn.replay.io import load_replay
+from agents.dqn.replay.prioritized import (
+    BRANCHING,
+    PrioritizedReplay,
+    PrioritizedSampler,
+    flat_index,
+)
+from agents.dqn.replay.uniform import ReplayBuffer
 
 
 def replay_device(config: TrainConfig, device: torch.device) -> torch.device:
     """Where the replay lives: ``--replay-device``, or with auto the networks' ``device``."""
     return device if config.replay_device == "auto" else torch.device(config.replay_device)
-
-
-def check_output_dir(path: Path) -> None:
-    """Refuse an output directory that cannot be created or written, before any work starts."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(
-            f"--output-dir: {str(path)!r} cannot be written ({error.strerror or error}); "
-            "give a writable directory"
-        ) from None
-
-
-def new_run_id() -> str:
-    """A random wandb-style run id (from the OS, so it does not touch the seeded generators)."""
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return "".join(alphabet[b % len(alphabet)] for b in os.urandom(8))
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """JSON written atomically."""
-    text = json.dumps(data, indent=2, default=str) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def replay_slots(config: TrainConfig, num_envs: int, frame_stack: int) -> int:

@@ -3,7 +3,7 @@
 Observations of K Atari games under a uniform random policy, labelled by game: the (4, 84, 84)
 uint8 stacks of the ``nature`` protocol (Mnih et al. 2015) that the DQN sees, played through
 ``envs.atari``. Test frames come from other episodes (other env seeds) than training frames.
-Registered as ``atari-frames`` in ``envs.datasets``, which holds ``Dataset``.
+Registered as ``atari-frames`` in ``agents.supervised.datasets``, which holds ``Dataset``.
 """
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from agents.supervised.data import Dataset
 from envs.atari import canonical_game_id, make_atari_env, rom_name
-
-if TYPE_CHECKING:
-    from envs.datasets import Dataset
 
 ATARI_FRAME_GAMES = ("Pong", "Breakout", "SpaceInvaders", "Seaquest", "MsPacman")
 ATARI_FRAME_SPLITS = ("train", "test")
@@ -82,8 +79,6 @@ def load_atari_frames(
     episode a few steps apart are near-copies and would make the test score meaningless. No
     flips are declared. Class names are the games' gymnasium names without "ALE/" and "-v5".
     """
-    from envs.datasets import Dataset  # here: envs.datasets imports this module to register it
-
     # rom_name raises on an unknown game, naming the closest ones; a bare string is one game.
     roms = [] if isinstance(games, str) else [rom_name(g) for g in games]
     if len(roms) < 2 or len(set(roms)) != len(roms):

@@ -9,7 +9,8 @@ the user's flags on top of both.
 Units: ``*_steps`` count agent steps summed over all parallel envs (one agent step = one action in
 one env = 4 emulator frames under frame skip 4); ``global_step`` is that sum.
 
-Named presets live in ``agents/presets.py``.
+Named presets live in ``agents.dqn.presets``; ``agents.dqn.validation.validate`` checks a config
+before a run starts.
 """
 
 from __future__ import annotations
@@ -293,65 +294,3 @@ def config_from_dict(data: dict) -> TrainConfig:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
     return TrainConfig(**values)
-
-
-def validate(config: TrainConfig, machine: bool = True) -> None:
-    """Raise one clear ValueError for the first setting a run cannot use: every field's type, its
-    finiteness and range (``agents.checks.TRAIN_RANGES``; a field without an entry is still checked
-    for its type, NaN, infinity and int64), then the settings against one another, the names
-    (preset, env, devices) and the output path. With ``machine`` (the default), also what this
-    machine must have, before anything is built: the devices, an env the package can train
-    (discrete actions, vector or 84x84-stack observations) and the memory of the replay and the
-    networks."""
-    from agents import checks
-
-    checks.check_fields(config, checks.TRAIN_RANGES)
-    if config.batch_size > config.buffer_size:
-        raise ValueError(
-            f"--batch-size: {config.batch_size} is larger than --buffer-size {config.buffer_size}; "
-            "use a batch no larger than the replay"
-        )
-    slots_needed = 4 + config.n_step + 2  # a frame stack, the n-step window, two reset slots
-    if -(-config.buffer_size // config.num_envs) < slots_needed:
-        raise ValueError(
-            f"--buffer-size: {config.buffer_size} is too small for --num-envs {config.num_envs}; "
-            f"use at least {slots_needed * config.num_envs} ({slots_needed} per env)"
-        )
-    if config.learning_starts >= config.total_steps:
-        raise ValueError(
-            f"--learning-starts: {config.learning_starts} is not below --total-steps "
-            f"{config.total_steps}; training would never update"
-        )
-    if not config.v_min < config.v_max:
-        raise ValueError(
-            f"--v-min/--v-max: [{config.v_min}, {config.v_max}] is not accepted; use v-min < v-max"
-        )
-    if config.augment_pad < 0 or config.augment_intensity < 0:
-        name = "pad" if config.augment_pad < 0 else "intensity"
-        value = getattr(config, f"augment_{name}")
-        raise ValueError(f"--augment-{name}: {value} is not accepted; use a number >= 0")
-    if not config.hidden or min(config.hidden) < 1:
-        raise ValueError(
-            f"--hidden: {list(config.hidden)} is not accepted; use one or more widths >= 1"
-        )
-    top = max(config.total_steps, checks.EVAL_SEED_OFFSET) + config.num_envs
-    checks.check_atari_seed(config.env, config.seed, top + checks.MAX_EVAL_ENVS, "a run")
-    checks.check_output_path("--output-dir", config.output_dir)
-    from agents.presets import PRESETS  # presets import this module
-    from envs.vector import check_env_id
-
-    if config.preset not in PRESETS:
-        raise ValueError(
-            f"--preset: unknown preset {config.preset!r}; accepted: {', '.join(PRESETS)}"
-        )
-    check_env_id(config.env)
-    for name in ("device", "replay_device"):
-        checks.check_device_name(checks.flag_name(name), getattr(config, name))
-    if machine:
-        for name in ("device", "replay_device"):
-            checks.check_device(checks.flag_name(name), getattr(config, name))
-        checks.check_memory(config, checks.env_spec(config.env))
-        if config.tensorboard:
-            from agents.tracking import require_tensorboard
-
-            require_tensorboard()

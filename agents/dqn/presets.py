@@ -22,7 +22,7 @@ Preset sources:
   -> 1, target every 32k frames = 8k agent steps, learning starts 80k frames = 20k steps, noisy
   sigma0 0.5, 51 atoms on [-10, 10]) with all six components on, on the paper's network: the
   Nature convolutions, then a value stream and an advantage stream, each a noisy 512-unit hidden
-  layer and a noisy output layer of atoms (``agents.dqn.build_q_network``).
+  layer and a noisy output layer of atoms (``agents.dqn.agent.build_q_network``).
 - ``der``: data-efficient Rainbow, van Hasselt et al. 2019, "When to use parametric models in
   reinforcement learning?", Appendix table of Rainbow vs data-efficient Rainbow, value by value
   (DER column; corroborated by Dopamine ``labs/atari_100k/configs/DER.gin``, which marks the values
@@ -56,7 +56,7 @@ Preset sources:
   distributional head, uniform replay (``replay_scheme = 'uniform'``); replay holding the whole
   run (1M "as a proxy for unbounded memory"); augmentation of observation and next observation,
   each with its own draw (``data_augmentation = True``): pad 4 with edge pixels, random 84x84 crop
-  (``agents.augment``), then intensity 1 + 0.05 clip(N(0, 1), -2, 2); network: Dopamine's
+  (``agents.dqn.augment``), then intensity 1 + 0.05 clip(N(0, 1), -2, 2); network: Dopamine's
   FullRainbowNetwork without noise (Nature convolutions, one shared 512-unit layer, dueling value
   and advantage output layers: ``shared_hidden``); protocol ``atari100k`` (no sticky actions,
   life loss terminal in training, 27,000-step episodes) with 100 evaluation episodes after 100k
@@ -76,7 +76,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agents.config import TrainConfig
+from agents.dqn.config import TrainConfig
 
 
 def cleanrl() -> TrainConfig:

@@ -1,16 +1,16 @@
 """Behaviour cloning of a DQN teacher: the classifier checkpoint evaluate.py plays.
 
-A classifier trained by ``agents.supervised`` on a teacher's recorded play (a ``trajectories:PATH``
-dataset, ``envs.trajectories``) maps what the teacher saw to the action it took (Pomerleau 1991;
+A classifier trained by ``classifier`` on a teacher's recorded play (a ``trajectories:PATH``
+dataset, ``trajectories``) maps what the teacher saw to the action it took (Pomerleau 1991;
 Bain and Sammut 1995). ``policy_checkpoint_state`` packs it with the recording's env, protocol and
 epsilon into a checkpoint that ``scripts.evaluate`` plays like a DQN's
-(``agents.evaluation.load_policy``).
+(``agents.evaluation.evaluate.load_policy``).
 """
 
 from __future__ import annotations
 
-from agents.supervised import TrainResult, config_dict
-from envs.datasets import Dataset
+from agents.supervised.classifier import TrainResult, config_dict
+from agents.supervised.datasets import Dataset
 
 
 def policy_checkpoint_state(result: TrainResult, dataset: Dataset) -> dict[str, object]:
@@ -18,7 +18,7 @@ def policy_checkpoint_state(result: TrainResult, dataset: Dataset) -> dict[str, 
 
     Same keys as a DQN training checkpoint (config with protocol and eval_epsilon, env_id,
     obs_shape, num_actions, model, global_step) plus ``"kind": "classifier"`` and the settings
-    that rebuild the network (``agents.evaluation.load_policy``). Acting greedily means the
+    that rebuild the network (``agents.evaluation.evaluate.load_policy``). Acting greedily means the
     argmax of the logits. The eval epsilon is the teacher's, so clone and teacher compare alike.
     """
     if dataset.recording is None:
