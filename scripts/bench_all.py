@@ -153,7 +153,7 @@ def e2e_run(num_envs: int, steps: int, device: torch.device, fill: int = 2_000) 
     sps = float(summary["learning_sps"])
     row = {"steps_per_s": round(sps, 1)}
     if device.type == "cpu":
-        wall = (trainer.global_step - trainer.learning_clock[0]) / sps
+        wall = (trainer.global_step - trainer.learner.learning_clock[0]) / sps
         row["in_loop_share"] = round(inside[0] / wall, 3)
     return row
 
