@@ -38,7 +38,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 USER_ERROR_EXIT_CODE = 2
-RENAMED_FLAGS = {"--lr": "--learning-rate", "--threads": "--torch-threads"}
+RENAMED_FLAGS = {
+    "--lr": "--learning-rate", "--threads": "--torch-threads", "--reps": "--bootstrap-reps",
+    "--output": "--json",
+}  # fmt: skip
 """Old spellings of flags, named in the error when one is given."""
 
 

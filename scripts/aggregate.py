@@ -21,11 +21,9 @@ import numpy as np
 from agents.evaluation.statistics import AGGREGATES, ScoreInput, bootstrap_intervals
 from agents.run import checks
 from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized, normalize_game_name
-from scripts._cli import RENAMED_FLAGS, ArgumentParser, cli_main
+from scripts._cli import ArgumentParser, cli_main
 
 PROG = "aggregate"
-RENAMED_FLAGS.update({"--reps": "--bootstrap-reps", "--output": "--json"})
-"""The old spellings of aggregate's and plot's flags, named by the did-you-mean line."""
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
