@@ -253,6 +253,35 @@ class DQNAgent:
             self.noise_generator.set_state(state["noise_rng"])
 
     @torch.no_grad()
+    def reset_head(self) -> int:
+        """Re-initialise the layers after the convolutions (the torso's fully connected layer when
+        it has one, and the head) of the online network, give the target the same new weights,
+        and drop those parameters' optimizer state (Nikishin et al. 2022); the initialisation is
+        drawn from a seed of the agent's generator. Returns the number of parameters reset."""
+        parts = [self.online.head]
+        targets = [self.target.head]
+        if isinstance(getattr(self.online.torso, "fc", None), nn.Module):
+            parts.append(self.online.torso.fc)
+            targets.append(self.target.torso.fc)
+        seed = int(torch.randint(2**31, (1,), generator=self.generator, device=self.device))
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            for part in parts:
+                for layer in part.modules():
+                    if hasattr(layer, "reset_parameters"):
+                        layer.reset_parameters()
+        reset = 0
+        for part, target in zip(parts, targets):
+            for p, t in zip(part.parameters(), target.parameters()):
+                self.optimizer.state.pop(p, None)
+                t.copy_(p)
+                reset += p.numel()
+            for b, t in zip(part.buffers(), target.buffers()):
+                t.copy_(b)
+        return reset
+
+    @torch.no_grad()
     def sync_target(self) -> None:
         """Hard copy (tau = 1) or Polyak averaging of the online weights into the target."""
         tau = self.config.tau

@@ -99,6 +99,13 @@ class TrainConfig:
     """Agent steps between target network updates."""
     tau: float = 1.0
     """Target update: 1.0 is a hard copy, smaller values Polyak-average."""
+    reset_every_steps: int = 0
+    """Agent steps between resets of the layers after the convolutions (the 512-unit layer and the
+    output layers, or the head of an MLP): re-initialised in the online and target networks with
+    their optimizer state, the replay kept (Nikishin et al. 2022, "The Primacy Bias in Deep
+    Reinforcement Learning"; their Atari-100k SPR runs reset the head every 20,000 agent steps,
+    4 times, none at the run's end). Resets fall at every multiple below --total-steps; 0
+    disables."""
     double_dqn: bool = False
     """Double DQN target: online argmax, target evaluation (van Hasselt 2016)."""
     dueling: bool = False
@@ -210,7 +217,8 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
     "algorithm": (
         "buffer_size", "batch_size", "learning_starts", "train_frequency", "gradient_steps",
         "gamma", "loss", "optimizer", "learning_rate", "optimizer_eps", "rmsprop_alpha",
-        "max_grad_norm", "target_update_steps", "tau", "hidden", "epsilon_start", "epsilon_end",
+        "max_grad_norm", "target_update_steps", "tau", "reset_every_steps", "hidden",
+        "epsilon_start", "epsilon_end",
         "epsilon_decay_steps", "epsilon_decay_fraction", "epsilon_decay_start", "augment",
         "augment_pad", "augment_intensity",
     ),

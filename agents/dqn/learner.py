@@ -6,12 +6,13 @@ is synced every ``target_update_steps`` agent steps. The update's metrics stay o
 summed, until ``take_metrics`` reads them once per log interval.
 
 Its state (``state_dict``): the agent's (networks, optimizer, update count, generators), the
-updates earned but not yet made, the next target sync, the refill position of a run resumed
-without its replay, and prioritized replay's importance-sampling schedule.
+updates earned but not yet made, the next target sync and reset, the refill position of a run
+resumed without its replay, and prioritized replay's importance-sampling schedule.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +36,8 @@ class Learner:
         self.num_envs = num_envs
         self.updates_due = 0.0
         self.next_target_sync = config.target_update_steps
+        self.next_reset = config.reset_every_steps or math.inf  # reset_every_steps 0: never
+        self.resets = 0
         self.refill_until = -1  # a run resumed without its replay refills it before updating
         self.writing_priorities = False  # True while prioritized replay's priorities are written
         self.metric_sums: torch.Tensor | None = None  # update metrics summed on the device
@@ -81,6 +84,18 @@ class Learner:
             self.agent.sync_target()
             self.next_target_sync += self.config.target_update_steps
 
+    def reset_due(self, global_step: int) -> bool:
+        """Reset the agent's layers after the convolutions (``DQNAgent.reset_head``) at each
+        multiple of ``reset_every_steps`` reached by ``global_step`` below the run's total;
+        True when one was made."""
+        made = False
+        while global_step >= self.next_reset and self.next_reset < self.config.total_steps:
+            self.agent.reset_head()
+            self.resets += 1
+            self.next_reset += self.config.reset_every_steps
+            made = True
+        return made
+
     def take_metrics(self) -> dict[str, float]:
         """The means of the update metrics since the last call (empty when no update was made);
         the one host synchronisation of a log interval."""
@@ -104,6 +119,7 @@ class Learner:
             "updates_due": self.updates_due,
             "next_target_sync": self.next_target_sync,
             "refill_until": self.refill_until,
+            "next_reset": None if math.isinf(self.next_reset) else self.next_reset,
             "priority_beta_steps": self.replay.sampler.beta_steps if prioritized else None,
         }
 
@@ -112,5 +128,7 @@ class Learner:
         self.updates_due = state["updates_due"]
         self.next_target_sync = state["next_target_sync"]
         self.refill_until = state["refill_until"]
+        if state.get("next_reset") is not None:  # absent from checkpoints of runs without resets
+            self.next_reset = state["next_reset"]
         if self.config.prioritized and state.get("priority_beta_steps") is not None:
             self.replay.sampler.beta_steps = state["priority_beta_steps"]

@@ -530,6 +530,8 @@ class Trainer:
             self.learner.train_due(self.global_step)
         self.phase = "target sync"
         self.learner.sync_due(self.global_step)
+        if self.learner.reset_due(self.global_step):
+            self.tracker.log({"charts/resets": self.learner.resets}, self.global_step)
 
     def _record_episodes(self, step: Transitions) -> None:
         for episode_return, length in self.actor.observe(step):

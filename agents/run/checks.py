@@ -184,6 +184,7 @@ TRAIN_RANGES: dict[str, Range] = {
     "rmsprop_alpha": Range(0.0, 1.0, low_open=True, high_open=True),
     "max_grad_norm": Range(0.0),
     "target_update_steps": POSITIVE_INT,
+    "reset_every_steps": COUNT,
     "tau": Range(0.0, 1.0, low_open=True),
     "num_atoms": Range(2, integer=True),
     "v_min": Range(),
