@@ -17,7 +17,7 @@ message on one line, without a traceback, and returns 2. ``SystemExit`` raised w
   convert is refused naming the flag, the value and what is accepted.
 - ``read_config_file``: the settings in a YAML or JSON file (``--config FILE``), each key checked
   against the dataclass (unknown keys with the closest field named, types through
-  ``agents.run.checks.check_config_dict``).
+  ``agents.run.file_checks.check_config_dict``).
 """
 
 from __future__ import annotations
@@ -497,13 +497,13 @@ def read_config_file(
     (``.json``), a mapping of field names (hyphens or underscores) of ``cls`` to values, all of
     them or some. ``renamed``: old names of fields, read as the new ones. One ``ValueError``
     line names the file and the key for an unknown key (with the closest field) or a value of
-    the wrong type (``agents.run.checks.check_config_dict``)."""
-    from agents.run import checks
+    the wrong type (``agents.run.file_checks.check_config_dict``)."""
+    from agents.run import file_checks
 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        data = checks.read_json_object(path, flag)
+        data = file_checks.read_json_object(path, flag)
     elif suffix in (".yaml", ".yml"):
         data = _read_yaml(path, flag)
     else:
@@ -525,6 +525,6 @@ def read_config_file(
         if name in values:
             raise ValueError(f"{where}: {key!r} sets {name!r}, which another key sets too")
         values[name] = value
-    checks.check_config_dict(values, where, cls)
+    file_checks.check_config_dict(values, where, cls)
     hints = typing.get_type_hints(cls)
     return {name: _as_field_value(hints[name], value) for name, value in values.items()}

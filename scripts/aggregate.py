@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from agents.evaluation.statistics import AGGREGATES, ScoreInput, bootstrap_intervals
-from agents.run import checks
+from agents.run import checks, file_checks
 from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized, normalize_game_name
 from scripts._cli import ArgumentParser, cli_main
 
@@ -34,8 +34,8 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
             f"{run_dir}: no summary.json; give run directories of scripts.train or output "
             "directories of scripts.evaluate"
         )
-    summary = checks.read_json_object(path, "summary")  # no NaN, an object, a sane size
-    checks.check_summary(summary, path)  # field by field
+    summary = file_checks.read_json_object(path, "summary")  # no NaN, an object, a sane size
+    file_checks.check_summary(summary, path)  # field by field
     return summary
 
 

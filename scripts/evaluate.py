@@ -64,7 +64,7 @@ from agents.evaluation.evaluate import (
     summarize_returns,
 )
 from agents.evaluation.pretrained import load_pretrained
-from agents.run import checks
+from agents.run import checks, file_checks
 from agents.run.checkpoint import atomic_write, load_checkpoint
 from agents.run.files import resolve_device
 from agents.run.interrupts import Interrupted, SignalGuard, pause_point
@@ -266,7 +266,7 @@ def run(argv: list[str], signals: SignalGuard, phase: list[str]) -> int:
         state = load_pretrained(args.pretrained, device)
     else:
         state = load_checkpoint(args.checkpoint, map_location=device)
-        checks.check_checkpoint(state)
+        file_checks.check_checkpoint(state)
     config = state["config"]
     out_dir = args.output_dir or default_output_dir(state)
     check_outputs(args, out_dir)

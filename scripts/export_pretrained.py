@@ -26,7 +26,7 @@ from agents.evaluation.pretrained import (
     recorded_evaluation,
     save_pretrained,
 )
-from agents.run import checks
+from agents.run import checks, file_checks
 from agents.run.checkpoint import load_checkpoint
 from agents.run.files import resolve_device
 from envs.atari import FRAME_SKIP
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_name(args.name)
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint, map_location=device)
-    checks.check_checkpoint(state)  # a non-finite network is never exported
+    file_checks.check_checkpoint(state)  # a non-finite network is never exported
     checks.check_writable_dir("--output-dir", args.output_dir)
     top = args.episodes + checks.MAX_EVAL_ENVS
     checks.check_atari_seed(state["env_id"], args.seed, top, "an evaluation of --episodes episodes")

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from agents.evaluation.statistics import bootstrap_ci, bootstrap_intervals
-from agents.run import checks
+from agents.run import checks, file_checks
 from envs.scores import compact_game_name, normalize_game_name
 from scripts._cli import ArgumentParser, cli_main
 from scripts.aggregate import normalized_score, score_input
@@ -125,14 +125,14 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     config_path = run_dir / "config.json"
     config = {}
     if config_path.exists():
-        config = checks.read_json_object(config_path, "config")
-        checks.check_config_dict(config, f"config {config_path}")
+        config = file_checks.read_json_object(config_path, "config")
+        file_checks.check_config_dict(config, f"config {config_path}")
     summary_path = run_dir / "summary.json"
     summary = {}
     if summary_path.exists():
-        summary = checks.read_json_object(summary_path, "summary")
-        checks.check_summary(summary, summary_path)
-    series = checks.read_metrics_checked(metrics)
+        summary = file_checks.read_json_object(summary_path, "summary")
+        file_checks.check_summary(summary, summary_path)
+    series = file_checks.read_metrics_checked(metrics)
     if not any(series.get(name) for name in DRAWN):
         raise ValueError(
             f"metrics {metrics} holds no {' and no '.join(DRAWN)} yet (no episode ended, no "

@@ -22,7 +22,7 @@ import torch
 
 from agents.dqn.agent import build_q_network
 from agents.dqn.config import TrainConfig
-from agents.run import checks
+from agents.run import file_checks
 from agents.run.checkpoint import config_to_dict, save_checkpoint
 from agents.supervised.classifier import SupervisedConfig
 from agents.supervised.trajectories import Trajectories, load_trajectories, trajectory_arrays
@@ -150,7 +150,7 @@ def test_a_checkpoint_is_checked_field_by_field_before_it_is_played(
 
 
 def test_check_checkpoint_accepts_a_good_state():
-    checks.check_checkpoint(good_state(), "x.pt")
+    file_checks.check_checkpoint(good_state(), "x.pt")
 
 
 @pytest.mark.parametrize(
@@ -353,7 +353,7 @@ def test_a_header_that_lies_about_its_size_is_refused_before_allocation(tmp_path
 
 def test_arrays_that_need_more_memory_than_available_are_refused(tmp_path, monkeypatch):
     path = write_npz(tmp_path / "big.npz", good_arrays((4, 84, 84), np.uint8))
-    monkeypatch.setattr(checks, "available_memory", lambda device: 10_000)
+    monkeypatch.setattr(file_checks, "available_memory", lambda device: 10_000)
     with pytest.raises(ValueError, match=r"its arrays need 169.6 kB of memory, more than the "
                        r"10.0 kB available"):  # fmt: skip
         load_trajectories(path)
@@ -499,7 +499,7 @@ def test_plot_refuses_a_malformed_or_empty_file_in_one_line_naming_it(
 def test_a_torn_last_metrics_line_is_skipped(tmp_path, capsys):
     run = make_run(tmp_path, metrics_csv=METRICS + "600,6.0,charts/episodic_ret")
     assert plot.main([str(run), "--output-dir", str(tmp_path / "plots")]) == 0
-    assert checks.read_metrics_checked(run / "metrics.csv")["charts/episodic_return"][-1] == (
+    assert file_checks.read_metrics_checked(run / "metrics.csv")["charts/episodic_return"][-1] == (
         500,
         5.0,
     )

@@ -37,7 +37,6 @@ from agents.run.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
 )
-from agents.run.checks import check_checkpoint
 from agents.run.directory import (
     RunLock,
     check_resume,
@@ -45,6 +44,7 @@ from agents.run.directory import (
     prepare_new_run,
     remove_if_unused,
 )
+from agents.run.file_checks import check_checkpoint
 from agents.run.files import check_output_dir, new_run_id, resolve_device, write_json
 from agents.run.interrupts import SignalGuard, pause_point
 from agents.run.tracking import Tracker, truncate_metrics, warn

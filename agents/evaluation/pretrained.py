@@ -126,7 +126,7 @@ def save_pretrained(
     a behaviour-cloning classifier); ``evaluation`` is ``recorded_evaluation``'s dict or None."""
     from safetensors.torch import save
 
-    from agents.run.checks import check_finite_tensors
+    from agents.run.file_checks import check_finite_tensors
 
     check_name(name)
     check_finite_tensors(f"checkpoint {state.get('path')}", "model network", state["model"])
@@ -207,7 +207,7 @@ def resolve_pretrained(name_or_path: str | Path) -> tuple[Path, Path]:
 def read_pretrained_meta(path: Path) -> dict[str, Any]:
     """The json of a pair, checked field by field (``check_pretrained_meta``): one clear error for
     anything that is not one of ours."""
-    from agents.run.checks import read_json_object
+    from agents.run.file_checks import read_json_object
 
     meta = read_json_object(path, "pretrained metadata")
     required = ("format_version", "env_id", "obs_shape", "num_actions", "config", "tensors",
@@ -230,14 +230,8 @@ EVALUATION_NUMBERS = ("mean_return", "std_return", "median_return", "min_return"
 
 def check_pretrained_meta(meta: dict[str, Any], path: object) -> None:
     """Each field of a shipped agent's json: its type, and sizes and numbers within reason."""
-    from agents.run.checks import (
-        MAX_ACTIONS,
-        _check_shape,
-        _is_integer,
-        _is_number,
-        check_played_config,
-        shown,
-    )
+    from agents.run.checks import MAX_ACTIONS, _is_integer, _is_number, shown
+    from agents.run.file_checks import _check_shape, check_played_config
 
     where = f"pretrained metadata {path}"
 
@@ -313,7 +307,8 @@ def load_pretrained(name_or_path: str | Path, device: str | torch.device = "cpu"
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from agents.run.checks import available_memory, check_finite_tensors, format_bytes
+    from agents.run.checks import available_memory, format_bytes
+    from agents.run.file_checks import check_finite_tensors
 
     weights, meta_path = resolve_pretrained(name_or_path)
     meta = read_pretrained_meta(meta_path)

@@ -240,11 +240,11 @@ def _check_values(path: Path, data: dict[str, np.ndarray]) -> None:
 def load_trajectories(path: str | Path) -> Trajectories:
     """Read and check a trajectory file; ValueError naming the file and the problem otherwise.
 
-    The zip directory and each array's npy header are checked first (``checks.inspect_npz``:
+    The zip directory and each array's npy header are checked first (``file_checks.inspect_npz``:
     declared sizes against the compressed bytes, a zip bomb refused unopened, the memory the
     arrays need against what is available), then the shapes and dtypes of ``SCHEMA``; only then
     are the arrays read (only the known ones), and their values checked."""
-    from agents.run.checks import inspect_npz
+    from agents.run.file_checks import inspect_npz
 
     path = Path(path)
     if not path.is_file():
