@@ -3,12 +3,10 @@ warning line for each schedule a run is too short to complete."""
 
 from __future__ import annotations
 
-import signal
-
 import pytest
+from helpers import stop_at
 
 from agents.dqn.config import TrainConfig, epsilon_decay_length, schedule_warnings
-from agents.dqn.loop import Trainer
 from agents.dqn.presets import cartpole, cleanrl, preset, rainbow
 from agents.run.checkpoint import load_checkpoint
 from agents.run.tracking import read_metrics
@@ -61,16 +59,9 @@ def test_extending_a_resumed_run_keeps_the_decay_it_started_with(tmp_path, monke
     with --total-steps 4000 it goes on decaying over those 500 steps (the fraction of the new
     total, 2,000 steps, would send epsilon from 0.41 back up to 0.85 at step 300)."""
     out = tmp_path / "run"
-    log = Trainer._log
-
-    def log_then_stop(self, *args):
-        if self.global_step == 300:
-            self.stop_signal = signal.SIGINT
-        return log(self, *args)
-
     args = [*CARTPOLE, "--epsilon-decay-fraction", "0.5", "--total-steps", "1000"]
     with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "_log", log_then_stop)
+        stop_at(patch, 300)
         assert train_main([*args, "--output-dir", str(out)]) == 130
     assert load_checkpoint(out)["epsilon_decay_steps"] == 500
     assert train_main(["--resume", str(out), "--total-steps", "4000"]) == 0

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import start_training, wait_for
 
 from agents.dqn.build import build_trainer
 from agents.dqn.presets import preset
@@ -28,27 +27,6 @@ CARTPOLE = [
     "--final-eval-episodes", "0", "--no-progress", "--no-record-video",
     "--epsilon-decay-steps", "1000",  # within the short runs: no schedule warning on stderr
 ]  # fmt: skip
-
-
-def start_training(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "scripts.train", *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def wait_for(condition, process: subprocess.Popen, timeout_s: float = 600.0) -> None:
-    """Wait for a step or a checkpoint of the run; the timeout only guards against a hang (a loaded
-    machine may take minutes where an idle one takes seconds)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if process.poll() is not None:
-            raise AssertionError(f"training exited early: {process.communicate()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("timed out waiting for the training run")
-        time.sleep(0.05)
 
 
 def logged_step(run_dir: Path) -> int:

@@ -19,12 +19,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import run_train, wait_for
 
 import agents.dqn.build
 import agents.dqn.loop
@@ -48,12 +48,6 @@ ALE_BANNER = ("A.L.E: Arcade Learning Environment", "[Powered by Stella]")
 
 class Boom(RuntimeError):
     """The injected fault."""
-
-
-def run_train(capsys, args: list[str]) -> tuple[int, list[str], list[str]]:
-    code = train_main(args)
-    captured = capsys.readouterr()
-    return code, captured.out.splitlines(), captured.err.splitlines()
 
 
 def steps(out: Path) -> list[int]:
@@ -349,26 +343,14 @@ def start(script: str, args: list[str], marker: Path, pause: str | None = None,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def wait_until(condition, process: subprocess.Popen, timeout_s: float = 600.0) -> None:
-    """A hang guard only: a loaded machine may take minutes where an idle one takes seconds."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if process.poll() is not None:
-            raise AssertionError(f"exited before the phase: {process.communicate()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("timed out waiting for the phase")
-        time.sleep(0.02)
-
-
 def signal_in_phase(process, marker: Path, sig: int, count: int = 1):
     """Send ``sig`` once the process waits in its phase (``count`` times, each after the last
     was received); returns (exit code, stdout lines, stderr lines less ale-py's banner)."""
-    wait_until(marker.exists, process)
+    wait_for(marker.exists, process)
     for k in range(1, count + 1):
         process.send_signal(sig)
         if k < count:
-            wait_until(lambda k=k: f"signal {k}" in marker.read_text(), process)
+            wait_for(lambda k=k: f"signal {k}" in marker.read_text(), process)
     out, err = process.communicate(timeout=600)  # a hang guard
     assert "Traceback" not in err
     err_lines = [line for line in err.splitlines() if not line.startswith(ALE_BANNER)]
@@ -423,7 +405,7 @@ def test_a_signal_while_the_modules_load_is_one_line(tmp_path):
         line = next(x for x in status.read_text().splitlines() if x.startswith("SigCgt:"))
         return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
 
-    wait_until(catches_sigterm, process)
+    wait_for(catches_sigterm, process)
     process.send_signal(signal.SIGTERM)
     out_text, err = process.communicate(timeout=600)
     assert process.returncode == 143 and err == "", err

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import stop_at
 
 from agents.dqn.build import build_trainer
 from agents.dqn.config import TrainConfig
-from agents.dqn.loop import Trainer
 from agents.dqn.presets import cartpole_rainbow, smoke
 from agents.dqn.replay.prioritized import PrioritizedReplay, PrioritizedSampler, flat_index
 from agents.dqn.replay.sizing import grow_replay, replay_bytes, replay_slots
@@ -206,15 +206,8 @@ def test_extending_a_short_run_grows_its_saved_replay(tmp_path, capsys):
 
 def test_a_saved_replay_larger_than_the_new_cap_is_kept(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    log = Trainer._log
-
-    def log_then_stop(self, *args):
-        if self.global_step == 300:
-            self.stop_signal = 2
-        return log(self, *args)
-
     with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "_log", log_then_stop)
+        stop_at(patch, 300)
         assert train_main([*PIXELS, "--total-steps", "600", "--output-dir", str(out)]) == 130
     assert saved_slots(out) == 607
     capsys.readouterr()

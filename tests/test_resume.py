@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
 
 import numpy as np
 import pytest
 import torch
+from helpers import stop_at
 
 from agents.dqn.build import build_trainer
-from agents.dqn.loop import Trainer
 from agents.dqn.replay.io import load_replay, save_replay
 from agents.dqn.replay.prioritized import PrioritizedReplay, PrioritizedSampler
 from agents.dqn.replay.uniform import ReplayBuffer
@@ -32,18 +31,6 @@ PIXELS = [
     "--eval-every-steps", "0", "--target-update-steps", "100", "--save-replay", *QUIET,
 ]  # fmt: skip
 TIMING = ("charts/SPS",)
-
-
-def stop_at(monkeypatch, step: int) -> None:
-    """Make the run act as if SIGINT arrived during the step that reaches ``step``."""
-    log = Trainer._log
-
-    def log_then_stop(self, *args):
-        if self.global_step == step:
-            self.stop_signal = signal.SIGINT
-        return log(self, *args)
-
-    monkeypatch.setattr(Trainer, "_log", log_then_stop)
 
 
 def run_straight_and_resumed(tmp_path, monkeypatch, args, half: int):

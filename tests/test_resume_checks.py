@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_train, snapshot, stop_at
 
 from agents.dqn.loop import Trainer
 from agents.run.checkpoint import list_checkpoints, load_checkpoint
 from agents.run.directory import (
-    LOCK_NAME,
     RunDirError,
     check_resume,
     config_difference,
@@ -34,22 +33,6 @@ CARTPOLE = [
 TIMING = ("charts/SPS",)
 
 
-def snapshot(directory: Path) -> dict[str, bytes]:
-    """Every file under ``directory`` but the lock file, with its bytes."""
-    return {
-        str(p.relative_to(directory)): p.read_bytes()
-        for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.name != LOCK_NAME
-    }
-
-
-def run(capsys, args: list[str]) -> tuple[int, list[str], list[str]]:
-    capsys.readouterr()
-    code = train_main(args)
-    captured = capsys.readouterr()
-    return code, captured.out.splitlines(), captured.err.splitlines()
-
-
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory) -> Path:
     """A CartPole run stopped (SIGINT) at step 300 of 600: resumable."""
@@ -65,19 +48,6 @@ def resumable(stopped_run, tmp_path) -> Path:
     out = tmp_path / "run"
     shutil.copytree(stopped_run, out)
     return out
-
-
-def stop_at(monkeypatch, step: int) -> None:
-    """Act as if SIGINT arrived during the step that reaches ``step`` (the step still finishes
-    and is checkpointed; an evaluation due then is left due, made first by a resumed run)."""
-    log = Trainer._log
-
-    def log_then_stop(self, *args):
-        if self.global_step == step:
-            self.stop_signal = signal.SIGINT
-        return log(self, *args)
-
-    monkeypatch.setattr(Trainer, "_log", log_then_stop)
 
 
 # -- config.json against the checkpoint ---------------------------------------------------------
@@ -104,7 +74,7 @@ def test_an_edited_config_json_is_refused_naming_the_key_and_both_values(
     checkpoint = list_checkpoints(resumable / "checkpoints")[-1]
     saved = load_checkpoint(checkpoint)["config"][key]
     before = snapshot(resumable)
-    code, stdout, err = run(capsys, ["--resume", str(resumable)])
+    code, stdout, err = run_train(capsys, ["--resume", str(resumable)])
     assert code == 2 and stdout == []
     assert err == [
         f"train: error: --resume: {key} is {json.dumps(value)} in {path} but {json.dumps(saved)} "
@@ -157,7 +127,7 @@ def test_a_pong_checkpoint_copied_into_another_games_run_is_refused(tmp_path, ca
     (invaders / "config.json").write_text(json.dumps(config))
     shutil.copytree(pong / "checkpoints", invaders / "checkpoints")
     before = snapshot(invaders)
-    code, _, err = run(capsys, ["--resume", str(invaders)])
+    code, _, err = run_train(capsys, ["--resume", str(invaders)])
     assert code == 2 and len(err) == 1, err
     assert f'--resume: env is "SpaceInvaders" in {invaders / "config.json"} but "Pong"' in err[0]
     assert snapshot(invaders) == before
@@ -192,7 +162,7 @@ def test_a_malformed_config_json_is_one_line(resumable, capsys, write, message):
     path = resumable / "config.json"
     path.write_text(write(json.loads(path.read_text())))
     before = snapshot(resumable)
-    code, stdout, err = run(capsys, ["--resume", str(resumable)])
+    code, stdout, err = run_train(capsys, ["--resume", str(resumable)])
     assert code == 2 and stdout == [] and len(err) == 1, err
     assert err[0].startswith(f"train: error: --resume: {path}") and message in err[0], err
     assert snapshot(resumable) == before
@@ -200,7 +170,7 @@ def test_a_malformed_config_json_is_one_line(resumable, capsys, write, message):
 
 def test_a_config_json_that_is_not_text_is_one_line(resumable, capsys):
     (resumable / "config.json").write_bytes(b"\xff\xfe\x00garbage")
-    code, _, err = run(capsys, ["--resume", str(resumable)])
+    code, _, err = run_train(capsys, ["--resume", str(resumable)])
     assert code == 2 and len(err) == 1 and "cannot be read" in err[0], err
 
 
@@ -314,7 +284,7 @@ def test_resuming_a_finished_run_runs_nothing_and_writes_nothing(finished_run, t
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
     before = snapshot(out)
-    code, stdout, err = run(capsys, ["--resume", str(out)])
+    code, stdout, err = run_train(capsys, ["--resume", str(out)])
     assert code == 0 and err == []
     assert stdout == [
         f"train: the run in {out} has already finished (global step 300, summary.json); nothing "
@@ -328,7 +298,7 @@ def test_total_steps_at_or_below_what_is_done_exits_2(finished_run, tmp_path, ca
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
     before = snapshot(out)
-    code, stdout, err = run(capsys, ["--resume", str(out), "--total-steps", str(total)])
+    code, stdout, err = run_train(capsys, ["--resume", str(out), "--total-steps", str(total)])
     assert code == 2 and stdout == []
     assert err == [
         f"train: error: --total-steps: {total} is not above the 300 agent steps the run in {out} "
@@ -340,7 +310,7 @@ def test_total_steps_at_or_below_what_is_done_exits_2(finished_run, tmp_path, ca
 @pytest.mark.parametrize("total", [300, 200], ids=["done", "below"])
 def test_total_steps_at_or_below_what_a_stopped_run_did_exits_2(resumable, capsys, total):
     before = snapshot(resumable)
-    code, _, err = run(capsys, ["--resume", str(resumable), "--total-steps", str(total)])
+    code, _, err = run_train(capsys, ["--resume", str(resumable), "--total-steps", str(total)])
     assert code == 2 and err == [
         f"train: error: --total-steps: {total} is not above the 300 agent steps the run in "
         f"{resumable} has done; give a larger total to extend it"

@@ -9,12 +9,11 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import run_train, snapshot, start_training, wait_for
 
 import agents.dqn.build
 from agents.dqn.config import TrainConfig
@@ -30,23 +29,6 @@ CARTPOLE = [
     "--target-update-steps", "100", "--epsilon-decay-steps", "200", "--no-progress",
     "--no-record-video", "--final-eval-episodes", "0",
 ]  # fmt: skip
-
-
-def snapshot(directory: Path) -> dict[str, bytes]:
-    """Every file under ``directory`` (but the lock file, whose pid a refused run may rewrite)
-    with its bytes."""
-    return {
-        str(p.relative_to(directory)): p.read_bytes()
-        for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.name != LOCK_NAME
-    }
-
-
-def run(capsys, args: list[str]) -> tuple[int, list[str], list[str]]:
-    capsys.readouterr()
-    code = train_main(args)
-    captured = capsys.readouterr()
-    return code, captured.out.splitlines(), captured.err.splitlines()
 
 
 def fake_run(directory: Path, *names: str) -> None:
@@ -78,7 +60,9 @@ def test_a_directory_holding_a_run_is_refused_without_resume_or_overwrite(tmp_pa
     out = tmp_path / "run"
     fake_run(out, *HELD[listed])
     before = snapshot(out)
-    code, stdout, err = run(capsys, [*CARTPOLE, "--total-steps", "300", "--output-dir", str(out)])
+    code, stdout, err = run_train(
+        capsys, [*CARTPOLE, "--total-steps", "300", "--output-dir", str(out)]
+    )
     assert code == 2 and stdout == []
     assert err == [
         f"train: error: --output-dir: {out} already holds a run ({listed}); continue it with "
@@ -91,7 +75,7 @@ def test_a_finished_run_is_not_overwritten_by_a_second_run(tmp_path, capsys):
     out = tmp_path / "run"
     assert train_main([*CARTPOLE, "--total-steps", "300", "--output-dir", str(out)]) == 0
     before = snapshot(out)
-    code, _, err = run(capsys, [*CARTPOLE, "--total-steps", "200", "--seed", "2",
+    code, _, err = run_train(capsys, [*CARTPOLE, "--total-steps", "200", "--seed", "2",
                                 "--output-dir", str(out)])  # fmt: skip
     assert code == 2 and len(err) == 1 and "already holds a run" in err[0], err
     assert snapshot(out) == before
@@ -105,7 +89,9 @@ def test_overwrite_deletes_the_old_run_before_the_new_one_starts(tmp_path, capsy
     (out / "videos" / "final.mp4").write_bytes(b"old video")
     (out / "evaluation").mkdir()
     (out / "evaluation" / "summary.json").write_text("{}")
-    code, stdout, err = run(capsys, [*args, "--total-steps", "200", "--seed", "2", "--overwrite"])
+    code, stdout, err = run_train(
+        capsys, [*args, "--total-steps", "200", "--seed", "2", "--overwrite"]
+    )
     assert code == 0, err
     assert stdout[0] == f"--overwrite: deleted the run that was in {out}"
     # the old run's step 300 and 400 checkpoints would sort as newer than the new run's: gone
@@ -121,7 +107,7 @@ def test_overwrite_of_a_directory_without_a_run_deletes_nothing(tmp_path, capsys
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    code, stdout, _ = run(capsys, [*CARTPOLE, "--total-steps", "200", "--overwrite",
+    code, stdout, _ = run_train(capsys, [*CARTPOLE, "--total-steps", "200", "--overwrite",
                                    "--output-dir", str(out)])  # fmt: skip
     assert code == 0 and not any("deleted" in line for line in stdout)
     assert (out / "notes.txt").read_text() == "mine" and (out / "summary.json").exists()
@@ -160,7 +146,7 @@ def test_overwrite_refuses_a_directory_holding_anything_but_a_run(tmp_path, caps
     fake_run(out, "config.json", "metrics.csv", "checkpoints/step_000000000100.pt")
     spoil(out)
     before = snapshot(out)
-    code, stdout, err = run(capsys, [*CARTPOLE, "--total-steps", "200", "--overwrite",
+    code, stdout, err = run_train(capsys, [*CARTPOLE, "--total-steps", "200", "--overwrite",
                                      "--output-dir", str(out)])  # fmt: skip
     assert code == 2 and stdout == [] and len(err) == 1, err
     assert err[0].startswith(f"train: error: --overwrite: {out}") and message in err[0], err
@@ -172,7 +158,7 @@ def test_overwrite_and_resume_together_are_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert train_main([*CARTPOLE, "--total-steps", "200", "--output-dir", str(out)]) == 0
     before = snapshot(out)
-    code, _, err = run(capsys, ["--resume", str(out), "--overwrite"])
+    code, _, err = run_train(capsys, ["--resume", str(out), "--overwrite"])
     assert code == 2 and err == [
         "train: error: --overwrite: cannot be combined with --resume (one continues the run in "
         "the directory, the other deletes it); give one of them"
@@ -181,25 +167,6 @@ def test_overwrite_and_resume_together_are_refused(tmp_path, capsys):
 
 
 # -- the lock -----------------------------------------------------------------------------------
-def start_training(args: list[str], **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "scripts.train", *args], cwd=kwargs.get("cwd", ROOT), env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def wait_for(condition, process: subprocess.Popen, timeout_s: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout_s  # a hang guard only (a loaded machine is slow)
-    while not condition():
-        if process.poll() is not None:
-            raise AssertionError(f"training exited early: {process.communicate()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("timed out waiting for the training run")
-        time.sleep(0.05)
-
-
 def test_a_second_run_on_a_directory_in_use_exits_2_naming_the_holders_pid(tmp_path, capsys):
     out = tmp_path / "run"
     holder = start_training([*CARTPOLE, "--total-steps", "10000000", "--checkpoint-every-steps",
@@ -217,7 +184,7 @@ def test_a_second_run_on_a_directory_in_use_exits_2_naming_the_holders_pid(tmp_p
         # and the same in this process: a resume, and an overwrite (which deletes nothing)
         overwrite = [*CARTPOLE, "--total-steps", "300", "--overwrite", "--output-dir", str(out)]
         for args in (["--resume", str(out)], overwrite):
-            code, stdout, err = run(capsys, args)
+            code, stdout, err = run_train(capsys, args)
             assert code == 2 and stdout == [] and err == [message], err
         assert (out / "config.json").exists() and list_checkpoints(out / "checkpoints")
         assert holder.poll() is None  # the holder runs on, untouched
@@ -238,7 +205,7 @@ def test_the_default_output_dir_is_new_for_each_run_and_printed_first(
     monkeypatch.setattr("agents.run.directory._now", lambda: stamp)  # two runs in the same second
     seen = []
     for _ in range(2):
-        code, stdout, err = run(capsys, [*CARTPOLE, "--total-steps", "200"])
+        code, stdout, err = run_train(capsys, [*CARTPOLE, "--total-steps", "200"])
         assert code == 0, err
         seen.append(stdout[0])
     base = "runs/CartPole-v1__cartpole__s1__20240102-030405"
@@ -247,7 +214,7 @@ def test_the_default_output_dir_is_new_for_each_run_and_printed_first(
         assert json.loads((tmp_path / name / "summary.json").read_text())["global_step"] == 200
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
-    code, stdout, err = run(capsys, [*CARTPOLE, "--total-steps", "200", "--seed", "7"])
+    code, stdout, err = run_train(capsys, [*CARTPOLE, "--total-steps", "200", "--seed", "7"])
     assert code == 0, err
     assert re.fullmatch(r"run directory: runs/CartPole-v1__cartpole__s7__\d{8}-\d{6}", stdout[0])
 

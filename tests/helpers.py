@@ -1,0 +1,70 @@
+"""What several test modules need to drive a training run: start one in a subprocess and wait
+for it, run the command line in-process, stop a run at a step, and snapshot a directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agents.dqn.loop import Trainer
+from agents.run.directory import LOCK_NAME
+from scripts.train import main as train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_training(args: list[str], cwd: Path = ROOT) -> subprocess.Popen:
+    """``python -m scripts.train ARGS`` in a subprocess (wandb off, one OpenMP thread)."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "scripts.train", *args], cwd=cwd, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for(condition, process: subprocess.Popen, timeout_s: float = 600.0) -> None:
+    """Wait until ``condition()`` holds while ``process`` runs. The timeout only guards against a
+    hang: a loaded machine may take minutes where an idle one takes seconds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"training exited early: {process.communicate()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("timed out waiting for the training run")
+        time.sleep(0.02)
+
+
+def run_train(capsys, args: list[str]) -> tuple[int, list[str], list[str]]:
+    """``scripts.train`` in-process: exit code, stdout lines, stderr lines (of this call only)."""
+    capsys.readouterr()
+    code = train_main(args)
+    captured = capsys.readouterr()
+    return code, captured.out.splitlines(), captured.err.splitlines()
+
+
+def stop_at(monkeypatch, step: int) -> None:
+    """Act as if SIGINT arrived during the step that reaches ``step`` (the step still finishes
+    and is checkpointed; an evaluation due then is left due, made first by a resumed run)."""
+    log = Trainer._log
+
+    def log_then_stop(self, *args):
+        if self.global_step == step:
+            self.stop_signal = signal.SIGINT
+        return log(self, *args)
+
+    monkeypatch.setattr(Trainer, "_log", log_then_stop)
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` (but the lock file, whose pid a refused run may rewrite)
+    with its bytes."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != LOCK_NAME
+    }
