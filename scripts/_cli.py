@@ -449,19 +449,9 @@ def _yaml_loader() -> type:
 def _read_yaml(path: Path, flag: str) -> dict[str, Any]:
     import yaml
 
-    from agents.run import checks
+    from agents.run.file_checks import read_bounded_text
 
-    try:
-        size = path.stat().st_size
-        if size > checks.MAX_JSON_BYTES:
-            raise ValueError(
-                f"{flag} {path} is {checks.format_bytes(size)}; a config file is at most "
-                f"{checks.format_bytes(checks.MAX_JSON_BYTES)}"
-            )
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or error
-        raise ValueError(f"{flag} {path} cannot be read ({reason})") from None
+    text = read_bounded_text(path, flag, "config file")
     try:
         data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a safe loader
     except (yaml.YAMLError, RecursionError) as error:

@@ -54,22 +54,28 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def read_bounded_text(path: Path, label: str, kind: str) -> str:
+    """The UTF-8 text of ``path``, refused in one line (naming ``label`` and the path) when it
+    cannot be read or is larger than a ``kind`` may be (``MAX_JSON_BYTES``)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ValueError(
+                f"{label} {path} is {format_bytes(size)}; a {kind} is at most "
+                f"{format_bytes(MAX_JSON_BYTES)}"
+            )
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ValueError(f"{label} {path} cannot be read ({reason})") from None
+
+
 def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
     """A JSON object from ``path``: refused in one line naming ``what`` and the file when it is
     missing, too large, not JSON, holds NaN or an infinity (or a number that overflows to one),
     or is not an object."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise ValueError(
-                f"{what} {path} is {format_bytes(size)}; a {what} is at most "
-                f"{format_bytes(MAX_JSON_BYTES)}"
-            )
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or error
-        raise ValueError(f"{what} {path} cannot be read ({reason})") from None
+    text = read_bounded_text(path, what, what)
     try:
         data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except _NonFinite as error:
