@@ -1,5 +1,6 @@
 """What several test modules need to drive a training run: start one in a subprocess and wait
-for it, run the command line in-process, stop a run at a step, and snapshot a directory."""
+for it, run the command line in-process, stop a run at a step, snapshot a directory, and read an
+mp4 back."""
 
 from __future__ import annotations
 
@@ -68,3 +69,21 @@ def snapshot(directory: Path) -> dict[str, bytes]:
         for p in sorted(directory.rglob("*"))
         if p.is_file() and p.name != LOCK_NAME
     }
+
+
+def capture_facts(path: Path) -> tuple[int, int, int, float]:
+    """(frames decoded, width, height, fps) as OpenCV reads the mp4, every frame decoded."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames, sizes = 0, set()
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames += 1
+        sizes.add((frame.shape[1], frame.shape[0]))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    assert len(sizes) == 1, sizes
+    return frames, *sizes.pop(), fps

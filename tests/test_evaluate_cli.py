@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import capture_facts
 
 from agents.dqn.agent import build_q_network
 from agents.dqn.config import TrainConfig
@@ -197,24 +198,6 @@ def test_bad_input_exits_2_with_one_line(pixels_run, tmp_path, capsys, args, mes
 
 
 # --- videos ------------------------------------------------------------------------------------
-
-
-def capture_facts(path: Path) -> tuple[int, int, int, float]:
-    """(frames decoded, width, height, fps) as OpenCV reads the mp4, every frame decoded."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    frames, sizes = 0, set()
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames += 1
-        sizes.add((frame.shape[1], frame.shape[0]))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    assert len(sizes) == 1, sizes
-    return frames, *sizes.pop(), fps
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import gymnasium as gym
 import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from helpers import capture_facts
 
 from agents.evaluation.evaluate import make_recording_env, recording_problem
 from envs import video
@@ -365,22 +365,6 @@ def test_record_episode_on_pong_records_the_last_emulator_screen_of_each_step(tm
 
 
 # --- the frame rate and size of a game's video ---------------------------------------------------
-
-
-def capture_facts(path: Path) -> tuple[int, int, int, float]:
-    """(frames decoded, width, height, fps) as OpenCV reads the mp4, every frame decoded."""
-    capture = cv2.VideoCapture(str(path))
-    frames, sizes = 0, set()
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames += 1
-        sizes.add((frame.shape[1], frame.shape[0]))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    assert len(sizes) == 1, sizes
-    return frames, *sizes.pop(), fps
 
 
 def with_render_fps(fps):
