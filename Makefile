@@ -25,7 +25,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -q -n auto  # one worker per core (pytest-xdist)
+	$(VENV)/bin/pytest -q -n auto --dist loadgroup  # one worker per core (pytest-xdist); Ray tests share one
 
 test-slow: $(STAMP)
 	$(VENV)/bin/pytest -q -m slow
