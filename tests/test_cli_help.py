@@ -22,7 +22,8 @@ SCRIPTS = ["train", "train_supervised", "evaluate", "plot", "aggregate", "atari1
 # Every script's parser is scripts._cli.ArgumentParser: each option that takes a value shows its
 # default, or what happens without it ("(default: none: ...)"), unless it is required.
 REQUIRED = {"export_pretrained": {"--name"}, "soak": {"--output-dir"}}
-TRAIN_HEADINGS = ["run and env", "algorithm", "Rainbow switches", "evaluation and logging", "speed"]
+TRAIN_HEADINGS = ["run and env", "algorithm", "Rainbow switches", "evaluation and logging",
+                  "distributed (Ape-X)", "speed"]  # fmt: skip
 
 
 def run_help(capsys, script: str, *args: str) -> str:
@@ -119,7 +120,7 @@ def test_the_flag_groups_hold_every_field_exactly_once():
     with pytest.raises(RuntimeError) as info:
         _cli.check_groups(TrainConfig, bad)
     message = str(info.value)
-    assert message.startswith("TrainConfig flag groups: twice ['seed'], missing ['async_envs', ")
+    assert message.startswith("TrainConfig flag groups: twice ['seed'], missing ['actor_chunk_steps', ")
     assert message.endswith("unknown ['nonsense']")
 
 
@@ -214,7 +215,7 @@ TRAIN_ERRORS = [
      "atari100k (see train --help)"),
     (["--preset", "fastest"],
      "train: error: --preset: unknown preset 'fastest'; accepted: nature, cleanrl, rainbow, der, "
-     "drq, cartpole, cartpole-rainbow, fast, smoke"),
+     "drq, apex, cartpole, cartpole-rainbow, fast, smoke"),
     (["--gamma", "high"],
      "train: error: --gamma: 'high' is not accepted; use a number (see train --help)"),
     (["--hidden", "64", "wide"],

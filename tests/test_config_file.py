@@ -155,7 +155,7 @@ BAD_FILES = [
      "integers"),
     ("c.yaml", "gamma: .nan\n", "config field 'gamma' is nan; expected finite numbers"),
     ("c.yaml", "preset: fastest\n", "preset 'fastest' is not accepted; use one of nature, "
-     "cleanrl, rainbow, der, drq, cartpole, cartpole-rainbow, fast, smoke"),
+     "cleanrl, rainbow, der, drq, apex, cartpole, cartpole-rainbow, fast, smoke"),
 ]  # fmt: skip
 
 

@@ -102,6 +102,10 @@ def build_trainer(
     except BaseException:
         if begun.get("new_run"):  # a new run that never started
             discard_new_run(output_dir, begun.get("tracker"))
+        if begun.get("owns_ray"):  # the private Ray instance of Ape-X actors never used
+            import ray
+
+            ray.shutdown()
         files.release()
         if made_here:
             remove_if_unused(output_dir)
@@ -124,7 +128,14 @@ def _build(
         resumed = None
         prepare_new_run(output_dir, overwrite)
         begun["new_run"] = True  # what is written from here on is this run's
-    envs = make_vector_env(config.env, config.num_envs, config.protocol, "train", config.seed)
+    apex = config.num_actors > 0
+    if apex:  # Ape-X: the envs step in the actors; the learner reads their spaces from a probe
+        from agents.distributed.pool import EnvSpec, connect
+
+        begun["owns_ray"] = connect(config)
+        envs = EnvSpec.probe(config)
+    else:
+        envs = make_vector_env(config.env, config.num_envs, config.protocol, "train", config.seed)
     obs_shape = tuple(envs.single_observation_space.shape)
     num_actions = int(envs.single_action_space.n)
     configure_torch(config, device, image_obs=len(obs_shape) == 3)
@@ -133,7 +144,7 @@ def _build(
     print(f"device: {device} (networks), {replay_device(config, device)} (replay)", flush=True)
     saved = saved_replay_dir(resumed) if resumed is not None else None
     keep = saved_replay_slots(saved) if saved is not None else None
-    replay = make_replay(config, envs, device, keep_slots=keep)
+    replay = make_replay(config, envs, device, keep_slots=keep, fill_cap=not apex)
     if resumed is not None:
         check_compatible(resumed, config.env, obs_shape, num_actions)
     (output_dir / "checkpoints").mkdir(exist_ok=True)
@@ -154,13 +165,21 @@ def _build(
     begun["tracker"] = tracker
     # Resolved against total_steps now; a resumed run keeps the length it started with.
     schedule = EpsilonSchedule.from_config(config, epsilon_decay_length(config))
-    actor = Actor(envs, agent.act, schedule, config.seed)
     learner = Learner(agent, replay, config, envs.num_envs)
-    overlap = config.async_envs == "on" or (
-        config.async_envs == "auto" and is_atari_game(config.env)
-    )
-    trainer = Trainer(config, actor, learner, tracker, files, signals=signals, device=device,
-                      overlap=overlap)  # fmt: skip
+    if apex:
+        from agents.distributed.apex import ApexTrainer
+        from agents.distributed.pool import ActorPool
+
+        pool = ActorPool(config, envs, owns_ray=begun.get("owns_ray", False))
+        trainer: Trainer = ApexTrainer(config, pool, learner, tracker, files, signals=signals,
+                                       device=device)  # fmt: skip
+    else:
+        actor = Actor(envs, agent.act, schedule, config.seed)
+        overlap = config.async_envs == "on" or (
+            config.async_envs == "auto" and is_atari_game(config.env)
+        )
+        trainer = Trainer(config, actor, learner, tracker, files, signals=signals, device=device,
+                          overlap=overlap)  # fmt: skip
     if resumed is not None:
         trainer.load_state_dict(resumed)
     for line in schedule_warnings(config, schedule.decay_steps):

@@ -132,7 +132,10 @@ class TrainConfig:
     priority_alpha: float = 0.5
     """Priority exponent alpha."""
     priority_beta_start: float = 0.4
-    """Importance-sampling exponent at step 0, annealed linearly to 1 over the run."""
+    """Importance-sampling exponent at step 0, annealed linearly to --priority-beta-end over the
+    run."""
+    priority_beta_end: float = 1.0
+    """Importance-sampling exponent at the run's end (Ape-X keeps it at 0.4: set both to 0.4)."""
     hidden: tuple[int, ...] = (120, 84)
     """MLP torso widths for vector observations."""
     augment: bool = False
@@ -203,6 +206,27 @@ class TrainConfig:
     wandb_init_timeout: float = 30.0
     """Seconds to wait for wandb to start; past it the run goes on with local metrics only."""
 
+    num_actors: int = 0
+    """Ape-X actors (Horgan et al. 2018): Ray actors that each step --num-envs envs with a CPU
+    copy of the network and ship their transitions, with initial priorities, to this process's
+    learner; 0: the single-process loop. Needs the distributed extra (pip install -e
+    .[distributed])."""
+    address: str | None = None
+    """Ray cluster the actors run on: auto (the cluster of `ray start` on this machine) or
+    ray://HOST:10001; none: a private Ray instance on this machine."""
+    actor_cpus: float = 1.0
+    """CPUs Ray reserves for each actor (fractions share a core)."""
+    actor_chunk_steps: int = 50
+    """Vector steps an actor takes between two shipments (Ape-X's local buffer of 50)."""
+    actor_epsilon: float = 0.4
+    """Ape-X exploration: actor i of N acts with epsilon^(1 + alpha i / (N - 1)), epsilon this
+    value, alpha --actor-epsilon-alpha (one actor: epsilon)."""
+    actor_epsilon_alpha: float = 7.0
+    """The exponent's spread alpha of the actors' epsilons."""
+    weights_every_updates: int = 50
+    """Learner updates between two publications of the network's weights to the actors (each
+    actor takes the newest with its next shipment)."""
+
     def replace(self, **changes) -> TrainConfig:
         """A copy with ``changes``; an ``epsilon_decay_steps`` given without an
         ``epsilon_decay_fraction`` also drops the fraction (of a preset such as cleanrl), so the
@@ -225,6 +249,7 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
     "Rainbow switches": (
         "double_dqn", "dueling", "n_step", "prioritized", "priority_alpha", "priority_beta_start",
         "distributional", "num_atoms", "v_min", "v_max", "noisy", "noisy_sigma0", "shared_hidden",
+        "priority_beta_end",
     ),
     "evaluation and logging": (
         "eval_epsilon", "eval_every_steps", "eval_episodes", "final_eval_episodes",
@@ -233,6 +258,10 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
         "wandb_mode",
         "wandb_project", "wandb_entity", "wandb_group", "wandb_tags", "exp_name",
         "wandb_init_timeout",
+    ),
+    "distributed (Ape-X)": (
+        "num_actors", "address", "actor_cpus", "actor_chunk_steps", "actor_epsilon",
+        "actor_epsilon_alpha", "weights_every_updates",
     ),
     "speed": (
         "device", "replay_device", "torch_threads", "compile", "cuda_graphs", "tf32",
@@ -249,6 +278,7 @@ UNSET_MEANS: dict[str, str] = {
     "wandb_entity": "wandb's default entity for the login",
     "wandb_group": "none: no group",
     "wandb_tags": "none: no tags",
+    "address": "none: a private Ray instance on this machine",
 }
 """What a setting that is None or empty means, as ``--help`` shows its default."""
 

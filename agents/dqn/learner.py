@@ -44,14 +44,17 @@ class Learner:
         self.metric_count = 0
         self.learning_clock: tuple[int, float] | None = None  # (step, time) of the first update
 
-    def train_due(self, global_step: int) -> None:
-        """The gradient updates earned by one vector step ending at ``global_step``."""
+    def train_due(self, global_step: int, steps: int | None = None) -> None:
+        """The gradient updates earned by one vector step ending at ``global_step`` (or by
+        ``steps`` agent steps: an Ape-X chunk)."""
         c = self.config
         if global_step <= max(c.learning_starts, self.refill_until):
             return
         if self.learning_clock is None:
             self.learning_clock = (global_step, time.perf_counter())
-        self.updates_due += self.num_envs * c.gradient_steps / c.train_frequency
+        start = max(c.learning_starts, self.refill_until)
+        earned = self.num_envs if steps is None else min(steps, global_step - start)
+        self.updates_due += earned * c.gradient_steps / c.train_frequency
         due = int(self.updates_due)
         self.updates_due -= due
         for batch in self.batches(due, global_step):

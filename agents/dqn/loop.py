@@ -625,6 +625,10 @@ class Trainer:
             with contextlib.suppress(Exception):
                 self.tracker.finish(exit_code=exit_code)
 
+    def summary_extra(self) -> dict[str, Any]:
+        """What a kind of run adds to its summary (the Ape-X actors' figures); nothing here."""
+        return {}
+
     def stop(self, sps: float) -> dict[str, Any]:
         """End of a run stopped by a signal: checkpoint written; summary and metrics flushed."""
         summary = {
@@ -633,6 +637,7 @@ class Trainer:
             "stopped_by": signal_name(self.stop_signal),
             "exit_code": SIGNAL_EXIT_CODES[self.stop_signal],
             "checkpoint": str(self.last_checkpoint[1]) if self.last_checkpoint else None,
+            **self.summary_extra(),
         }  # fmt: skip
         with self.signals.deferred():  # a second signal still cuts it (atomic: no torn file)
             write_json(self.output_dir / "summary.json", summary)
@@ -647,6 +652,7 @@ class Trainer:
             "env": c.env, "preset": c.preset, "protocol": c.protocol, "seed": c.seed,
             "global_step": self.global_step, "updates": self.agent.updates, "sps": sps,
             "learning_sps": self.learning_sps, "solved_at_step": self.solved_at,
+            **self.summary_extra(),
         }  # fmt: skip
         last = self.last_eval
         fresh = last is not None and self.last_eval_step == self.global_step

@@ -61,6 +61,23 @@ Preset sources:
   and advantage output layers: ``shared_hidden``); protocol ``atari100k`` (no sticky actions,
   life loss terminal in training, 27,000-step episodes) with 100 evaluation episodes after 100k
   agent steps (``Runner.training_steps = 100000``, ``num_eval_episodes = 100``).
+- ``apex``: Ape-X DQN, Horgan et al. 2018, "Distributed Prioritized Experience Replay", Section
+  4.1 and Appendix C (Atari): actor i of N explores with epsilon 0.4^(1 + 7 i / (N - 1))
+  (``actor_epsilon`` 0.4, ``actor_epsilon_alpha`` 7); actors send their data in blocks of 50
+  transitions (``actor_chunk_steps``, their local buffer B = 50) with initial priorities computed
+  by their own network copy; 3-step returns, double Q-learning and the dueling network;
+  proportional prioritized replay with priority exponent 0.6 and importance-sampling exponent 0.4,
+  not annealed (``priority_beta_start`` = ``priority_beta_end`` = 0.4); replay soft-limited to 2M
+  transitions; learning begins at 50,000 transitions; batch 512; centred RMSProp (epsilon inside
+  the square root, TensorFlow's, as ``CenteredRMSprop``) with learning rate 0.00025 / 4, decay
+  0.95, epsilon 1.5e-7 (their loss is a batch mean, as this package's), no momentum; gradient norms
+  clipped to 40; target network copied every 2,500 batches. Not hyperparameters of the paper, and
+  chosen here: the replay ratio, one update per 640 agent steps (0.8 samples per transition, what
+  the paper's reported throughput implies: about 19 batches of 512 per second against about 50,000
+  frames = 12,500 agent steps per second from 360 actors), so the target is copied every 2,500 x
+  640 = 1.6M agent steps; the actors take new weights every 50 updates (the paper's actors copy
+  every 400 frames, about 2.8 s, about 50 of its updates); 4 actors (the paper ran 360: give
+  ``--num-actors``); 50M agent steps; Nature evaluation (epsilon 0.05).
 - ``cartpole-rainbow``: ``cartpole`` with all six components (support [0, 200] for its returns).
 - ``fast``: the fastest wall clock to a good score on one GPU: ``cleanrl``'s replay ratio (one
   update of 32 per 4 agent steps) spread over 16 envs (4 updates per vector step), every fast-path
@@ -248,6 +265,34 @@ def fast() -> TrainConfig:
     )
 
 
+def apex() -> TrainConfig:
+    return nature().replace(
+        preset="apex",
+        num_actors=4,
+        actor_chunk_steps=50,
+        actor_epsilon=0.4,
+        actor_epsilon_alpha=7.0,
+        weights_every_updates=50,
+        n_step=3,
+        double_dqn=True,
+        dueling=True,
+        prioritized=True,
+        priority_alpha=0.6,
+        priority_beta_start=0.4,
+        priority_beta_end=0.4,
+        buffer_size=2_000_000,
+        learning_starts=50_000,
+        batch_size=512,
+        train_frequency=640,
+        optimizer="rmsprop",
+        learning_rate=0.00025 / 4,
+        rmsprop_alpha=0.95,
+        optimizer_eps=1.5e-7,
+        max_grad_norm=40.0,
+        target_update_steps=2_500 * 640,
+    )
+
+
 def cartpole_rainbow() -> TrainConfig:
     return cartpole().replace(
         preset="cartpole-rainbow",
@@ -267,6 +312,7 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "rainbow": rainbow,
     "der": der,
     "drq": drq,
+    "apex": apex,
     "cartpole": cartpole,
     "cartpole-rainbow": cartpole_rainbow,
     "fast": fast,

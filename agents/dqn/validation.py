@@ -31,6 +31,28 @@ def validate(config: TrainConfig, machine: bool = True) -> None:
             f"--buffer-size: {config.buffer_size} is too small for --num-envs {config.num_envs}; "
             f"use at least {slots_needed * config.num_envs} ({slots_needed} per env)"
         )
+    if config.num_actors > 0:
+        streams = config.num_actors * config.num_envs
+        least = 2 * config.actor_chunk_steps + config.n_step + 4 + 5  # above an actor's ring
+        if -(-config.buffer_size // streams) < least:
+            raise ValueError(
+                f"--buffer-size: {config.buffer_size} is too small for {config.num_actors} actors "
+                f"x {config.num_envs} envs with --actor-chunk-steps {config.actor_chunk_steps}; "
+                f"use at least {least * streams} ({least} slots per stream)"
+            )
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                f"--num-actors: {config.num_actors} actors run on Ray, which is not installed; "
+                "install the distributed extra (pip install -e .[distributed]) or use "
+                "--num-actors 0"
+            ) from None
+    elif config.address is not None:
+        raise ValueError(
+            f"--address: {config.address!r} names a Ray cluster for Ape-X actors, but "
+            "--num-actors is 0; give --num-actors N or drop --address"
+        )
     if config.learning_starts >= config.total_steps:
         raise ValueError(
             f"--learning-starts: {config.learning_starts} is not below --total-steps "

@@ -185,6 +185,7 @@ TRAIN_RANGES: dict[str, Range] = {
     "noisy_sigma0": Range(0.0, low_open=True),
     "priority_alpha": Range(0.0),
     "priority_beta_start": PROBABILITY,
+    "priority_beta_end": PROBABILITY,
     "epsilon_start": PROBABILITY,
     "epsilon_end": PROBABILITY,
     "epsilon_decay_steps": COUNT,
@@ -200,6 +201,12 @@ TRAIN_RANGES: dict[str, Range] = {
     "keep_checkpoints": POSITIVE_INT,
     "log_every_steps": POSITIVE_INT,
     "wandb_init_timeout": Range(0.0, low_open=True),
+    "num_actors": Range(0, 4096, integer=True),
+    "actor_cpus": Range(0.0, 1024.0, low_open=True),
+    "actor_chunk_steps": Range(1, 100_000, integer=True),
+    "actor_epsilon": PROBABILITY,
+    "actor_epsilon_alpha": Range(0.0),
+    "weights_every_updates": POSITIVE_INT,
 }
 """The range of each numeric ``TrainConfig`` field (None, where allowed, is always accepted).
 A numeric field missing here is still checked for its type, finiteness and int64 range."""

@@ -35,6 +35,7 @@ import time
 from collections.abc import Sequence
 from numbers import Integral
 
+import numpy as np
 import torch
 
 IndexLike = torch.Tensor | Sequence[int]
@@ -327,6 +328,35 @@ class PrioritizedReplay:
     def restart(self, obs) -> None:
         self.replay.restart(obs)
         self._sync_window()
+
+    def append_slots(
+        self,
+        stream: int,
+        records,
+        fresh: bool,
+        ages: np.ndarray | None = None,
+        td_errors: np.ndarray | None = None,
+    ) -> torch.Tensor:
+        """``ReplayBuffer.append_slots``, then the stream's priorities kept in step: the written
+        slots and their neighbourhood synchronised (as after ``add``), and the transitions whose
+        initial |TD errors| the sender computed (``ages``: their age from the stream's pending
+        slot, ``td_errors``: the errors) entering at those priorities instead of the maximum
+        (Ape-X, Horgan et al. 2018)."""
+        r = self.replay
+        slots = r.append_slots(stream, records, fresh)
+        dev = r.device
+        window = torch.cat([(slots[0] + self._offsets[self._offsets < 0]) % r.slots, slots,
+                            (slots[-1] + self._offsets[self._offsets > 0]) % r.slots])  # fmt: skip
+        streams = torch.full_like(window, stream)
+        self.sampler.sync(flat_index(streams, window, r.slots), r.sampleable(streams, window))
+        if ages is not None and len(ages) > 0:
+            at = (r.cursor[stream] - torch.as_tensor(ages, device=dev).long()) % r.slots
+            rows = torch.full_like(at, stream)
+            errors = torch.as_tensor(td_errors, device=dev)
+            self.sampler.update_priorities(
+                flat_index(rows, at, r.slots), errors, r.sampleable(rows, at)
+            )
+        return slots
 
     def _sync_window(self) -> None:
         r = self.replay

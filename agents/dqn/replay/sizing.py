@@ -66,14 +66,20 @@ def format_bytes(n: int) -> str:
 
 
 def make_replay(
-    config: TrainConfig, envs, device: torch.device, keep_slots: int | None = None
+    config: TrainConfig,
+    envs,
+    device: torch.device,
+    keep_slots: int | None = None,
+    fill_cap: bool = True,
 ) -> ReplayBuffer | PrioritizedReplay:
     """The replay the config asks for, shaped for ``envs``, on the replay device, announced in one
     line before it is allocated. Its capacity is ``buffer_size`` capped at what ``total_steps``
     can fill (``replay_slots``); ``keep_slots``: the slots per stream of a saved replay this one
-    will be loaded into, kept when larger than the cap (never beyond ``buffer_size``)."""
-    slots = replay_slots(config, envs.num_envs, envs.frame_stack)
+    will be loaded into, kept when larger than the cap (never beyond ``buffer_size``); without
+    ``fill_cap`` the whole ``buffer_size`` (Ape-X: actors fill their streams at their own pace, so
+    no stream's share of ``total_steps`` is known)."""
     full = -(-config.buffer_size // envs.num_envs)
+    slots = replay_slots(config, envs.num_envs, envs.frame_stack) if fill_cap else full
     why = f"--buffer-size {config.buffer_size:,} capped at what --total-steps "
     why += f"{config.total_steps:,} can fill"
     if keep_slots is not None and slots < keep_slots <= full:
@@ -107,8 +113,8 @@ def _build_replay(
         return replay
     sampler = PrioritizedSampler(
         replay.num_streams * replay.slots, alpha=config.priority_alpha,
-        beta_start=config.priority_beta_start, beta_end=1.0, beta_steps=config.total_steps,
-        device=replay.device,
+        beta_start=config.priority_beta_start, beta_end=config.priority_beta_end,
+        beta_steps=config.total_steps, device=replay.device,
     )  # fmt: skip
     return PrioritizedReplay(replay, sampler)
 

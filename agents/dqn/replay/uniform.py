@@ -53,6 +53,19 @@ class Batch(NamedTuple):
 PADDINGS = ("zero", "repeat")
 
 
+class SlotRecords(NamedTuple):
+    """Consecutive slots of one stream, as numpy arrays of one row per slot: what one ring ships
+    to another (``ReplayBuffer.append_slots``)."""
+
+    frames: np.ndarray
+    first: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    complete: np.ndarray
+
+
 def _as_words(table: torch.Tensor) -> torch.Tensor:
     """``table`` (rows, ...) viewed as (rows, words) of the widest integer type that divides a
     row's bytes, sharing its memory (a row of 84 x 84 uint8 frames is 882 int64 words)."""
@@ -116,6 +129,9 @@ class ReplayBuffer:
         self.transitions_added = 0
         self.adds_since_start = 0  # `add` calls since the last `start` or `restart` (host count)
         self.started = False
+        # Streams fed one at a time (append_slots): slots written and slots since each one's start
+        self.stream_slots = [0] * num_streams
+        self.stream_adds = [0] * num_streams
         # CUDA: the batch is drawn without a host synchronisation (see `_draw`)
         self.sync_free = self.device.type == "cuda"
         self._streams = torch.arange(num_streams, device=self.device)
@@ -191,6 +207,43 @@ class ReplayBuffer:
         self._write(s, self._newest(obs), first=True)
         self.written = min(self.slots, self.written + 1)
         self.adds_since_start = 0
+
+    def append_slots(self, stream: int, records: SlotRecords, fresh: bool) -> torch.Tensor:
+        """Write the slots another ring of the same settings recorded for one of its streams
+        (an Ape-X actor's: ``agents.distributed``) into ``stream``, so that the stream's newest
+        slots hold what that ring's newest slots hold; returns the slots written.
+
+        ``records`` starts with the other ring's pending slot of its previous shipment, now
+        completed (its frame already here: it overwrites this stream's pending slot), and ends
+        with its new pending slot. ``fresh``: the records come from a ring that started anew (a new
+        or restarted actor: its first record begins an episode); a stream that held data then
+        ends its last episode as ``restart`` does (the last stored transition becomes a
+        truncation) and the records follow its pending slot, which stays incomplete."""
+        k, dev = records.frames.shape[0], self.device
+        cursor = int(self.cursor[stream])
+        has_data = bool(self.first[stream].any())  # also in a replay loaded from files
+        if fresh and has_data:
+            last = (cursor - 1) % self.slots
+            self.truncated[stream, last] |= self.complete[stream, last]
+            cursor = (cursor + 1) % self.slots
+        slots = (cursor + torch.arange(k, device=dev)) % self.slots
+        self.frames[stream, slots] = torch.as_tensor(records.frames, device=dev).to(
+            self.frames.dtype
+        )
+        for name in ("first", "action", "reward", "terminated", "truncated", "complete"):
+            table = getattr(self, name)
+            table[stream, slots] = torch.as_tensor(getattr(records, name), device=dev).to(
+                table.dtype
+            )
+        self.cursor[stream] = int(slots[-1])
+        added = k - (0 if fresh else 1)  # a continuation rewrites the pending slot it ends on
+        self.stream_slots[stream] += added + (1 if fresh and has_data else 0)
+        self.written = min(self.slots, max(self.written, self.stream_slots[stream]))
+        self.transitions_added += int(np.asarray(records.complete).sum())
+        self.stream_adds[stream] = (0 if fresh else self.stream_adds[stream]) + k - 1
+        self.adds_since_start = min(self.stream_adds)
+        self.started = True
+        return slots
 
     # -- reading -------------------------------------------------------------------------------
     def __len__(self) -> int:
