@@ -88,7 +88,7 @@ class Chunk:
 
     def records(self) -> list[tuple[SlotRecords, np.ndarray, np.ndarray]]:
         """Per stream: its ``SlotRecords``, and the ages and |TD errors| of its priorities."""
-        flat = np.frombuffer(zlib.decompress(self.frames), dtype=self.frame_dtype).copy()
+        flat = np.frombuffer(zlib.decompress(self.frames), dtype=self.frame_dtype)
         frames = flat.reshape(-1, *self.frame_shape)
         out, start = [], 0
         for s in self.streams:
@@ -162,7 +162,7 @@ class ApexActor:
             idx = (mark[s] + torch.arange(k)) % ring.slots
             self.sent[s, idx] = False  # new contents
             frames.append(ring.frames[s, idx].numpy())
-            streams.append({name: getattr(ring, name)[s, idx].numpy().copy()
+            streams.append({name: getattr(ring, name)[s, idx].numpy()
                             for name in ("first", "action", "reward", "terminated", "truncated",
                                          "complete")})  # fmt: skip
         for s, (ages, errors) in enumerate(self.initial_priorities()):

@@ -350,9 +350,9 @@ class PrioritizedReplay:
         streams = torch.full_like(window, stream)
         self.sampler.sync(flat_index(streams, window, r.slots), r.sampleable(streams, window))
         if ages is not None and len(ages) > 0:
-            at = (r.cursor[stream] - torch.as_tensor(ages, device=dev).long()) % r.slots
+            at = (r.cursor[stream] - torch.tensor(ages, device=dev).long()) % r.slots
             rows = torch.full_like(at, stream)
-            errors = torch.as_tensor(td_errors, device=dev)
+            errors = torch.tensor(td_errors, device=dev)
             self.sampler.update_priorities(
                 flat_index(rows, at, r.slots), errors, r.sampleable(rows, at)
             )

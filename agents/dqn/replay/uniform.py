@@ -227,14 +227,12 @@ class ReplayBuffer:
             self.truncated[stream, last] |= self.complete[stream, last]
             cursor = (cursor + 1) % self.slots
         slots = (cursor + torch.arange(k, device=dev)) % self.slots
-        self.frames[stream, slots] = torch.as_tensor(records.frames, device=dev).to(
-            self.frames.dtype
-        )
+        frames = torch.from_numpy(np.array(records.frames, copy=True))
+        self.frames[stream, slots] = frames.to(dev).to(self.frames.dtype)
         for name in ("first", "action", "reward", "terminated", "truncated", "complete"):
             table = getattr(self, name)
-            table[stream, slots] = torch.as_tensor(getattr(records, name), device=dev).to(
-                table.dtype
-            )
+            values = torch.from_numpy(np.array(getattr(records, name), copy=True))
+            table[stream, slots] = values.to(dev).to(table.dtype)
         self.cursor[stream] = int(slots[-1])
         added = k - (0 if fresh else 1)  # a continuation rewrites the pending slot it ends on
         self.stream_slots[stream] += added + (1 if fresh and has_data else 0)
