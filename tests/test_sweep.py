@@ -1,0 +1,341 @@
+"""Sweeps on Ray (scripts/sweep.py, agents/distributed/sweep.py): the grid and its run names and
+commands, bad input refused before any work, a real sweep of tiny CartPole runs with a failing
+cell (retried once, reported, retried again by the next invocation while the finished runs are
+skipped), and the report's arithmetic on made-up run directories."""
+
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import snapshot
+
+from agents.distributed import sweep as lib
+from envs.atari100k import GAMES as ATARI_100K_GAMES
+from envs.scores import human_score, random_score
+from scripts import sweep
+
+PY = sys.executable
+TINY = ["--total-steps", "300", "--learning-starts", "100", "--eval-every-steps", "0",
+        "--final-eval-episodes", "2"]  # fmt: skip
+"""Flags after -- of the real sweep: a CartPole run of 300 agent steps, a few seconds."""
+
+
+def no_ray(monkeypatch):
+    """Make ``import ray`` fail, as without the distributed extra."""
+    monkeypatch.setitem(sys.modules, "ray", None)
+
+
+@pytest.mark.atari
+def test_dry_run_prints_the_grid_its_directories_and_commands(tmp_path, capsys, monkeypatch):
+    no_ray(monkeypatch)  # a dry run needs no Ray
+    out = tmp_path / "sweep1"
+    argv = ["--games", "Pong,Breakout", "--seeds", "1,2", "--preset", "smoke", "--set",
+            "learning_rate=1e-4,3e-4", "--output-dir", str(out), "--dry-run", "--",
+            "--total-steps", "300"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        f"8 runs (2 games x 2 seeds x 2 combinations), preset smoke, in {out}: 8 new, "
+        "0 interrupted, 0 trained, 0 finished"
+    )
+    expected = []
+    for game in ("Pong", "Breakout"):
+        for lr in ("0.0001", "0.0003"):
+            for seed in (1, 2):
+                path = out / game / f"learning_rate={lr}" / f"seed{seed}"
+                command = [PY, "-m", "scripts.train", "--preset", "smoke", "--env", game,
+                           "--seed", str(seed), "--output-dir", str(path), "--no-progress",
+                           "--torch-threads", "1", "--learning-rate", lr, "--total-steps",
+                           "300"]  # fmt: skip
+                name = f"{game}-learning_rate={lr}-seed{seed}"
+                expected.append(f"{name}  new  {path}  {shlex.join(command)}")
+    assert lines[1:] == expected
+    assert not out.exists()  # nothing written
+    # the flag spelling of the key and another spelling of the value: the same runs
+    argv[argv.index("learning_rate=1e-4,3e-4")] = "learning-rate=0.0001,3e-4,1e-4"
+    assert sweep.main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == expected
+
+
+def test_no_set_no_set_part_and_track_puts_every_run_in_one_wandb_group(tmp_path, capsys):
+    out = tmp_path / "grouped"
+    argv = ["--games", "CartPole-v1", "--seeds", "3", "--preset", "cartpole", "--output-dir",
+            str(out), "--cpus-per-run", "2", "--track", "--dry-run"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    path = out / "CartPole-v1" / "seed3"
+    command = [PY, "-m", "scripts.train", "--preset", "cartpole", "--env", "CartPole-v1",
+               "--seed", "3", "--output-dir", str(path), "--no-progress", "--torch-threads",
+               "2", "--track", "--wandb-group", "grouped", "--exp-name",
+               "CartPole-v1-seed3"]  # fmt: skip
+    assert line == f"CartPole-v1-seed3  new  {path}  {shlex.join(command)}"
+
+
+@pytest.mark.atari
+def test_suite_atari100k_is_its_26_games_with_the_preset_given(tmp_path, capsys):
+    argv = ["--suite", "atari100k", "--preset", "drq", "--output-dir", str(tmp_path / "s"),
+            "--dry-run"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [line.split("  ")[0] for line in lines] == [f"{g}-seed1" for g in ATARI_100K_GAMES]
+    assert all("--preset drq --env" in line for line in lines)
+
+
+BAD_INPUT = [
+    (["--preset", "nope"], "--preset: unknown preset 'nope'; accepted: nature, cleanrl"),
+    (["--set", "learnin_rate=1e-4"],
+     "--set: unknown setting 'learnin_rate'; did you mean 'learning_rate'?"),
+    (["--set", "batch_size=32,3.5"], "--set batch_size: '3.5' is not accepted; use an integer"),
+    (["--set", "learning_rate="], "--set learning_rate: '' is not accepted; give one or more"),
+    (["--set", "env=Pong"], "--set: 'env' is set by the sweep itself; use --games"),
+    (["--seeds", "1,-2"], "--seeds: '-2' is not accepted; use integers >= 0"),
+    (["--suite", "atari57"], "invalid choice: 'atari57' (choose from 'atari100k')"),
+    (["--games", "Pongg"], "--games: unknown env id 'Pongg'"),
+    (["--cpus-per-run", "0"], "--cpus-per-run: 0.0 is not accepted; use a number > 0"),
+    (["--gpus-per-run", "-0.5"], "--gpus-per-run: -0.5 is not accepted; use a number >= 0"),
+    (["--suite", "atari100k"], "--games and --suite both choose the games; give one of them"),
+    (["--set", "learning_rate=1e-4,-1"],  # one bad cell stops the whole sweep
+     "CartPole-v1-learning_rate=-1.0-seed1: --learning-rate: -1.0 is not accepted; use a "
+     "number > 0"),
+    (["--", "--seed", "3"], "flags after --: --seed is not accepted; the sweep sets it"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUT)
+def test_bad_input_exits_2_in_one_line_naming_it(tmp_path, capsys, monkeypatch, args, message):
+    no_ray(monkeypatch)  # refused before Ray would be needed
+    out = tmp_path / "out"
+    head, tail = (
+        (args[: args.index("--")], args[args.index("--") :]) if "--" in args else (args, [])
+    )
+    argv = ["--games", "CartPole-v1", "--preset", "cartpole", "--output-dir", str(out), *head]
+    assert sweep.main([*argv, *tail]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith("sweep: error: ")
+    assert message in captured.err
+    assert not out.exists()
+
+
+def test_without_ray_a_sweep_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    no_ray(monkeypatch)
+    out = tmp_path / "out"
+    argv = ["--games", "CartPole-v1", "--preset", "cartpole", "--output-dir", str(out)]
+    assert sweep.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install -e .[distributed]" in err
+    assert not out.exists()
+
+
+@pytest.mark.xdist_group("ray")
+def test_a_failing_run_is_retried_once_reported_and_the_next_sweep_skips_the_rest(
+    tmp_path, capsys, ray_local
+):
+    """Four CartPole cells, one seed each, the learning rates 5e-4, 1e-3, 2e-3 and 1e30. 1e30
+    is a valid setting (any positive rate passes validation), but the first updates overflow
+    the network's parameters and scripts.train stops with exit code 1 before any checkpoint: a
+    real failure of a training process. It is tried twice (its log shows both attempts; its
+    directory, left without a checkpoint, is set aside before the second), reported as failed
+    in report.md and report.json, and the sweep exits 1; the other three finish. The same
+    command again skips the three (their summary.json unchanged byte for byte, no new attempt in
+    their logs) and only tries the failed one, twice again."""
+    out = tmp_path / "sw"
+    argv = ["--games", "CartPole-v1", "--seeds", "1", "--preset", "cartpole", "--set",
+            "learning_rate=5e-4,1e-3,2e-3,1e30", "--output-dir", str(out), "--", *TINY]  # fmt: skip
+    assert sweep.main(argv) == 1
+    first = capsys.readouterr().out
+    ok = ["0.0005", "0.001", "0.002"]
+    bad = "CartPole-v1-learning_rate=1e+30-seed1"
+    for lr in ok:
+        summary = json.loads((out / "CartPole-v1" / f"learning_rate={lr}" / "seed1" /
+                              "summary.json").read_text())  # fmt: skip
+        assert summary["global_step"] == 300 and summary["eval_episodes"] == 2
+        assert f"CartPole-v1-learning_rate={lr}-seed1: finished in" in first
+    log = (out / "logs" / f"{bad}.log").read_text()
+    assert log.count("# attempt ") == 2 and log.count("# exit code 1 after") == 2
+    assert "# attempt 1 of 2 (new)" in log and "# attempt 2 of 2 (new)" in log
+    assert f"{bad}: failed: exited with code 1 after 2 attempts" in first
+    bad_dir = out / "CartPole-v1" / "learning_rate=1e+30"
+    assert len(list(bad_dir.glob("seed1.abandoned-*"))) == 1
+    report = json.loads((out / "report.json").read_text())
+    assert [r["name"] for r in report["failed"]] == [bad]
+    assert [a["exit_code"] for a in report["failed"][0]["attempts"]] == [1, 1]
+    rows = {row["group"]: row for row in report["rows"]}
+    assert [rows[f"learning_rate={lr}"]["seeds"] for lr in ok] == [[1], [1], [1]]
+    assert rows["learning_rate=1e+30"]["failed"] == [bad]
+    assert rows["learning_rate=1e+30"]["mean_return"] is None
+    md = (out / "report.md").read_text()
+    assert (
+        "| CartPole-v1 | learning_rate=1e+30 | 0 of 1 | — | — | seed1 (exit codes 1, 1) | — |" in md
+    )
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    finished = {lr: snapshot(out / "CartPole-v1" / f"learning_rate={lr}" / "seed1")
+                for lr in ok}  # fmt: skip
+    logs = {lr: (out / "logs" / f"CartPole-v1-learning_rate={lr}-seed1.log").read_text()
+            for lr in ok}  # fmt: skip
+    assert sweep.main(argv) == 1
+    second = capsys.readouterr().out
+    assert second.splitlines()[0] == (
+        f"4 runs (1 game x 1 seed x 4 combinations), preset cartpole, in {out}: 1 new, "
+        "0 interrupted, 0 trained, 3 finished"
+    )
+    for lr in ok:
+        run_dir = out / "CartPole-v1" / f"learning_rate={lr}" / "seed1"
+        assert snapshot(run_dir)["summary.json"] == finished[lr]["summary.json"]
+        assert snapshot(run_dir) == finished[lr]
+        assert (out / "logs" / f"CartPole-v1-learning_rate={lr}-seed1.log").read_text() == logs[lr]
+        assert f"learning_rate={lr}-seed1:" not in second
+    log = (out / "logs" / f"{bad}.log").read_text()
+    assert log.count("# attempt ") == 4 and log.count("# exit code 1 after") == 4
+    assert len(list(bad_dir.glob("seed1.abandoned-*"))) == 3
+    assert f"{bad}: failed: exited with code 1 after 2 attempts" in second
+    assert [r["name"] for r in json.loads((out / "report.json").read_text())["failed"]] == [bad]
+
+
+def write_run(path, game, seed, lr, mean_return=None, checkpoint_step=None):
+    """A made-up run directory as scripts.train leaves it: config.json and metrics.csv, then
+    summary.json with the final evaluation (a finished run of 300 steps) or only a checkpoint
+    (an interrupted one)."""
+    path.mkdir(parents=True)
+    config = {"env": game, "preset": "smoke", "seed": seed, "total_steps": 300,
+              "learning_rate": lr, "final_eval_episodes": 2}  # fmt: skip
+    (path / "config.json").write_text(json.dumps(config))
+    rows = ["global_step,wall_seconds,metric,value"]
+    rows += [f"{step},{step / 100},charts/episodic_return,{seed * step / 10}"
+             for step in (50, 100, 150, 200, 250)]  # fmt: skip
+    if mean_return is not None:
+        rows.append(f"300,3.0,eval/mean_return,{mean_return}")
+        summary = {"env": game, "preset": "smoke", "protocol": "nature", "seed": seed,
+                   "global_step": 300, "sps": 100.0, "eval_mean_return": mean_return,
+                   "eval_episodes": 2, "eval_epsilon": 0.05}  # fmt: skip
+        (path / "summary.json").write_text(json.dumps(summary))
+    if checkpoint_step is not None:
+        (path / "checkpoints").mkdir()
+        (path / "checkpoints" / f"step_{checkpoint_step:012d}.pt").write_bytes(b"")
+    (path / "metrics.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_report_alone_on_made_up_runs(tmp_path, capsys, monkeypatch):
+    """Pong and Breakout (Atari: human-normalized with the random and human scores) and
+    CartPole-v1 (no HNS), two learning rates, seeds 1 and 2; some runs unfinished or absent.
+    Every number of the table computed by hand."""
+    no_ray(monkeypatch)  # --report needs no Ray
+    assert (random_score("Pong"), human_score("Pong")) == (-20.7, 14.6)
+    assert (random_score("Breakout"), human_score("Breakout")) == (1.7, 30.5)
+    out = tmp_path / "sweep"
+    lr1, lr3 = "learning_rate=0.0001", "learning_rate=0.0003"
+    write_run(out / "Pong" / lr1 / "seed1", "Pong", 1, 1e-4, 0.0)  # HNS 20.7 / 35.3
+    write_run(out / "Pong" / lr1 / "seed2", "Pong", 2, 1e-4, 7.0)  # HNS 27.7 / 35.3
+    write_run(out / "Pong" / lr3 / "seed1", "Pong", 1, 3e-4, -20.7)  # HNS 0
+    write_run(out / "Pong" / lr3 / "seed2", "Pong", 2, 3e-4, checkpoint_step=100)
+    write_run(out / "Breakout" / lr1 / "seed1", "Breakout", 1, 1e-4, 16.1)  # HNS 0.5
+    write_run(out / "Breakout" / lr1 / "seed2", "Breakout", 2, 1e-4, 30.5)  # HNS 1
+    write_run(out / "CartPole-v1" / lr1 / "seed1", "CartPole-v1", 1, 1e-4, 100.0)
+    write_run(out / "CartPole-v1" / lr1 / "seed2", "CartPole-v1", 2, 1e-4, 200.0)
+    write_run(out / "CartPole-v1" / lr3 / "seed1", "CartPole-v1", 1, 3e-4, 50.0)
+    argv = ["--games", "Pong,Breakout,CartPole-v1", "--seeds", "1,2", "--preset", "smoke",
+            "--set", "learning_rate=1e-4,3e-4", "--output-dir", str(out), "--report"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    printed = capsys.readouterr().out
+    md = (out / "report.md").read_text()
+    assert md in printed
+    table = [line for line in md.splitlines() if line.startswith("| ")]
+    assert table[:7] == [
+        "| game | settings | seeds | mean return | HNS | failed | unfinished |",
+        "| Pong | learning_rate=0.0001 | 2 of 2 (1, 2) | 3.50 | 0.686 | — | — |",
+        "| Pong | learning_rate=0.0003 | 1 of 2 (1) | -20.70 | 0.000 | — | seed2 (interrupted) |",
+        "| Breakout | learning_rate=0.0001 | 2 of 2 (1, 2) | 23.30 | 0.750 | — | — |",
+        "| Breakout | learning_rate=0.0003 | 0 of 2 | — | — | — | seed1 (new); seed2 (new) |",
+        "| CartPole-v1 | learning_rate=0.0001 | 2 of 2 (1, 2) | 150.00 | — | — | — |",
+        "| CartPole-v1 | learning_rate=0.0003 | 1 of 2 (1) | 50.00 | — | — | seed2 (new) |",
+    ]
+    report = json.loads((out / "report.json").read_text())
+    rows = {(row["game"], row["group"]): row for row in report["rows"]}
+    pong = [20.7 / 35.3, 27.7 / 35.3]
+    assert rows[("Pong", lr1)]["mean_return"] == pytest.approx(3.5)
+    assert rows[("Pong", lr1)]["hns"] == pytest.approx(sum(pong) / 2)
+    assert [r["hns"] for r in rows[("Pong", lr1)]["runs"]] == pytest.approx(pong)
+    assert rows[("Breakout", lr1)]["hns"] == pytest.approx(0.75)
+    assert rows[("CartPole-v1", lr1)]["hns"] is None
+    assert rows[("Pong", lr3)]["unfinished"] == ["Pong-learning_rate=0.0003-seed2"]
+    assert report["failed"] == []
+    groups = {group["group"]: group for group in report["groups"]}
+    assert groups[lr1]["games"] == ["Pong", "Breakout"] and groups[lr1]["runs"] == 4
+    agg = groups[lr1]["aggregates"]
+    per_game = [sum(pong) / 2, 0.75]
+    assert agg["mean"]["point"] == pytest.approx(sum(per_game) / 2)
+    assert agg["median"]["point"] == pytest.approx(sum(per_game) / 2)  # two games: their mean
+    assert agg["iqm"]["point"] == pytest.approx(sum(pong) / 2)  # 4 scores: 0.5 and 1.0 trimmed
+    # each resample's mean is the mean of one Pong and one Breakout resample; the lowest and
+    # highest (both seeds the lower, both the higher: 1 in 16 each) are the 2.5th/97.5th points
+    assert agg["mean"]["low"] == pytest.approx((pong[0] + 0.5) / 2)
+    assert agg["mean"]["high"] == pytest.approx((pong[1] + 1.0) / 2)
+    assert groups[lr3]["aggregates"]["mean"] == pytest.approx(
+        {"point": 0.0, "low": 0.0, "high": 0.0}
+    )
+    assert "| learning_rate=0.0001 | 2 | 4 | 0.718 [" in md
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (out / "logs").exists()  # nothing was run
+
+
+def test_run_states_follow_the_atari100k_suite(tmp_path):
+    """The states come from scripts.atari100k (final_result, run_state); a run that ended early
+    by reaching --stop-at-return is finished too."""
+    run = tmp_path / "run"
+    write_run(run, "CartPole-v1", 1, 1e-4, checkpoint_step=100)
+    assert lib.state_of(run) == "interrupted"
+    (run / "checkpoints" / "step_000000000300.pt").write_bytes(b"")
+    assert lib.state_of(run) == "trained"
+    summary = {"env": "CartPole-v1", "seed": 1, "global_step": 200, "solved_at_step": 200,
+               "eval_mean_return": 480.0, "eval_episodes": 10}  # fmt: skip
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert lib.state_of(run) == "finished" and lib.result_of(run)["mean_return"] == 480.0
+
+
+@pytest.mark.xdist_group("ray")
+def test_sigterm_stops_every_run_with_its_checkpoint_and_the_same_command_resumes(
+    tmp_path, ray_local
+):
+    """The sweep as its own process, joining the tests' Ray instance (``--address`` with its
+    GCS address), two CartPole runs of 8,000 steps: SIGTERM once both have logged reaches each
+    training as SIGTERM (the Ray task forwards the cancel), each checkpoints and exits 143, the
+    report lists them as interrupted, the sweep exits 143; the same command, dry, resumes them."""
+    out = tmp_path / "stopped"
+    extra = ["--total-steps", "8000", "--eval-every-steps", "0", "--final-eval-episodes", "2"]
+    argv = ["--games", "CartPole-v1", "--seeds", "1,2", "--preset", "cartpole", "--output-dir",
+            str(out), "--address", ray_local.get_runtime_context().gcs_address]  # fmt: skip
+    command = [PY, "-m", "scripts.sweep", *argv, "--", *extra]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runs = [out / "CartPole-v1" / f"seed{seed}" for seed in (1, 2)]
+    deadline = time.monotonic() + 90
+    while not all((run / "metrics.csv").is_file() for run in runs):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    printed = proc.communicate(timeout=90)[0]
+    assert proc.returncode == 143, printed
+    for run in runs:
+        assert lib.state_of(run) == "interrupted", printed
+        log = (out / "logs" / f"CartPole-v1-{run.name}.log").read_text()
+        assert log.count("# attempt ") == 1 and log.rstrip().splitlines()[-1].startswith(
+            "# exit code 143 after"
+        )
+        assert f"CartPole-v1-{run.name}: stopped after" in printed
+    md = (out / "report.md").read_text()
+    assert (
+        "| CartPole-v1 | — | 0 of 2 | — | — | — | seed1 (interrupted); seed2 (interrupted) |" in md
+    )
+    dry_run = [PY, "-m", "scripts.sweep", *argv, "--dry-run", "--", *extra]
+    dry = subprocess.run(dry_run, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert dry[1:] == [
+        f"CartPole-v1-{run.name}  interrupted  {run}  " + shlex.join(
+            [PY, "-m", "scripts.train", "--resume", str(run), "--no-progress", "--torch-threads",
+             "1", *extra]
+        )
+        for run in runs
+    ]  # fmt: skip
