@@ -15,6 +15,9 @@ machine it ran on. Suites:
 - `all`: env-only, update-only (eager and compiled), replay sampling, end-to-end fast path for
   N = 1, 4, 8, 16 envs with the update's share of the step time, peak memory, on the training
   device (see `scripts/bench_all.py`).
+- `distributed`: Ape-X agent steps per second with 1, 2 and 4 Ray actors on fake-pixels and
+  Breakout against the single-process loop, learner updates per second, bytes shipped per
+  transition (see `scripts/bench_distributed.py`; needs the distributed extra).
 """
 
 from __future__ import annotations
@@ -56,11 +59,18 @@ def all_suite(steps: int | None = None) -> Results:
     return run(steps)
 
 
+def distributed_suite(steps: int | None = None) -> Results:
+    from scripts.bench_distributed import distributed_suite as run
+
+    return run(steps)
+
+
 SUITES: dict[str, Callable[[int | None], Results]] = {
     "envs": envs_suite,
     "dqn": dqn_suite,
     "rainbow": rainbow_suite,
     "all": all_suite,
+    "distributed": distributed_suite,
 }
 
 
