@@ -136,6 +136,9 @@ def test_the_replay_ratio_holds_and_the_actors_get_new_weights(tmp_path, ray_loc
     rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert any(",actors/steps_per_second," in r for r in rows)
     assert summary["actor_epsilons"] == pytest.approx([0.4, 0.4**8])
+    assert trainer.pool.describe() == (
+        "actors: 2 x 1 env on Ray (a private instance on this machine), epsilon 0.4 to 0.000655"
+    )
 
 
 @pytest.mark.xdist_group("ray")

@@ -124,6 +124,15 @@ class ActorPool:
         self.obs = None
         self._remote = None
 
+    def describe(self) -> str:
+        """``actors: 4 x 1 env on Ray (a private instance on this machine), epsilon 0.4 to
+        0.000655``: said once when the run starts."""
+        c, eps = self.config, self.epsilons
+        where = c.address or "a private instance on this machine"
+        envs = f"{c.num_envs} env{'s' if c.num_envs > 1 else ''}"
+        spread = f"epsilon {eps[0]:.3g}" + (f" to {eps[-1]:.3g}" if len(eps) > 1 else "")
+        return f"actors: {c.num_actors} x {envs} on Ray ({where}), {spread}"
+
     # -- what the training loop reads of an actor -------------------------------------------------
     @property
     def num_envs(self) -> int:

@@ -171,6 +171,7 @@ def _build(
         from agents.distributed.pool import ActorPool
 
         pool = ActorPool(config, envs, owns_ray=begun.get("owns_ray", False))
+        print(pool.describe(), flush=True)
         trainer: Trainer = ApexTrainer(config, pool, learner, tracker, files, signals=signals,
                                        device=device)  # fmt: skip
     else:

@@ -299,11 +299,12 @@ def schedule_warnings(config: TrainConfig, epsilon_decay_steps: int | None = Non
     resumed run keeps the one it started with); by default the config's. Schedules that may
     outlast the run harmlessly are not reported: evaluations, checkpoints and logs (a final
     checkpoint and evaluation are always made), and the prioritized-replay beta anneal (it spans
-    total_steps)."""
+    total_steps). Ape-X actors act at fixed epsilons of their own: no decay to warn about."""
     c, lines = config, []
     decay = epsilon_decay_length(c) if epsilon_decay_steps is None else epsilon_decay_steps
     end = c.epsilon_decay_start + decay
-    if not c.noisy and c.epsilon_start != c.epsilon_end and end > c.total_steps:
+    decays = not c.noisy and c.num_actors == 0  # Ape-X actors each keep their own epsilon
+    if decays and c.epsilon_start != c.epsilon_end and end > c.total_steps:
         done = max(c.total_steps - c.epsilon_decay_start, 0) / decay
         last = c.epsilon_start + done * (c.epsilon_end - c.epsilon_start)
         what = (
