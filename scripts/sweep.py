@@ -32,6 +32,12 @@ set-part level without ``--set``), run by one Ray task (``agents.distributed.swe
   unfinished runs; per settings the mean, median and IQM of the human-normalized scores over the
   games with stratified-bootstrap 95% intervals; ``OUTPUT_DIR/curves.png``: the learning curves,
   one panel per game, one line per settings.
+- Atari 100k: when every game is an Atari-100k game and the runs use the atari100k protocol
+  (``--preset drq``), or with ``--suite atari100k``, the report opens with the benchmark's table
+  per settings (``scripts.atari100k``'s): per game the published columns (random, human, DER,
+  DrQ(eps), SPR, BBF) beside ours and our HNS beside DrQ(eps)'s, and our mean, median and IQM
+  (with intervals) beside the published aggregates over the same games; a line says so when the
+  runs do not use the benchmark's protocol or 100k steps.
 - ``--track``: every run tracked in Weights & Biases, in one group named after OUTPUT_DIR.
 - Flags after ``--`` go to every ``scripts.train`` call, e.g. ``-- --total-steps 50000``.
 """
@@ -232,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ([_count(combos, "combination")] if settings else [])
     )
     if args.report:
-        return write(output_dir, runs, plan, None, args.bootstrap_reps, 0)
+        return write(output_dir, runs, plan, None, args, 0)
     sweep.check_cells(runs, plan, machine=args.address is None)
     print(
         f"{len(runs)} runs ({shape}), preset {args.preset}, in {output_dir}: {count_states(runs)}",
@@ -255,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 128 + scheduler.stop_signal
     elif any(o.status == "failed" for o in outcomes.values()):
         code = 1
-    return write(output_dir, runs, plan, outcomes, args.bootstrap_reps, code)
+    return write(output_dir, runs, plan, outcomes, args, code)
 
 
 def write(
@@ -263,11 +269,14 @@ def write(
     runs: Sequence[sweep.SweepRun],
     plan: sweep.Plan,
     outcomes: dict[str, sweep.Outcome] | None,
-    reps: int,
+    args: argparse.Namespace,
     code: int,
 ) -> int:
-    """Write and print the report; returns ``code``."""
-    text, _, drawn = sweep.write_report(output_dir, runs, plan, outcomes, reps)
+    """Write and print the report (``--bootstrap-reps`` resamples; with ``--suite atari100k``
+    the Atari 100k table whatever the runs' protocol); returns ``code``."""
+    text, _, drawn = sweep.write_report(
+        output_dir, runs, plan, outcomes, args.bootstrap_reps, args.suite
+    )
     print(text, end="")
     curves = f", {output_dir / 'curves.png'}" if drawn else " (no curves: no run has logged one)"
     print(f"report: {output_dir / 'report.md'}, {output_dir / 'report.json'}{curves}")

@@ -197,22 +197,23 @@ def test_a_failing_run_is_retried_once_reported_and_the_next_sweep_skips_the_res
     assert [r["name"] for r in json.loads((out / "report.json").read_text())["failed"]] == [bad]
 
 
-def write_run(path, game, seed, lr, mean_return=None, checkpoint_step=None):
+def write_run(path, game, seed, lr, mean_return=None, checkpoint_step=None, total=300,
+              protocol="nature", episodes=2):  # fmt: skip
     """A made-up run directory as scripts.train leaves it: config.json and metrics.csv, then
-    summary.json with the final evaluation (a finished run of 300 steps) or only a checkpoint
-    (an interrupted one)."""
+    summary.json with the final evaluation (a finished run of ``total`` steps, ``episodes``
+    evaluation episodes) or only a checkpoint (an interrupted one)."""
     path.mkdir(parents=True)
-    config = {"env": game, "preset": "smoke", "seed": seed, "total_steps": 300,
-              "learning_rate": lr, "final_eval_episodes": 2}  # fmt: skip
+    config = {"env": game, "preset": "smoke", "seed": seed, "total_steps": total,
+              "learning_rate": lr, "final_eval_episodes": episodes}  # fmt: skip
     (path / "config.json").write_text(json.dumps(config))
     rows = ["global_step,wall_seconds,metric,value"]
     rows += [f"{step},{step / 100},charts/episodic_return,{seed * step / 10}"
              for step in (50, 100, 150, 200, 250)]  # fmt: skip
     if mean_return is not None:
-        rows.append(f"300,3.0,eval/mean_return,{mean_return}")
-        summary = {"env": game, "preset": "smoke", "protocol": "nature", "seed": seed,
-                   "global_step": 300, "sps": 100.0, "eval_mean_return": mean_return,
-                   "eval_episodes": 2, "eval_epsilon": 0.05}  # fmt: skip
+        rows.append(f"{total},3.0,eval/mean_return,{mean_return}")
+        summary = {"env": game, "preset": "smoke", "protocol": protocol, "seed": seed,
+                   "global_step": total, "sps": 100.0, "eval_mean_return": mean_return,
+                   "eval_episodes": episodes, "eval_epsilon": 0.05}  # fmt: skip
         (path / "summary.json").write_text(json.dumps(summary))
     if checkpoint_step is not None:
         (path / "checkpoints").mkdir()
@@ -281,6 +282,128 @@ def test_report_alone_on_made_up_runs(tmp_path, capsys, monkeypatch):
     assert "| learning_rate=0.0001 | 2 | 4 | 0.718 [" in md
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (out / "logs").exists()  # nothing was run
+
+
+def atari100k_run(path, game, seed, lr, mean_return):
+    """A made-up finished Atari 100k run: 100,000 agent steps, 100 evaluation episodes."""
+    write_run(path, game, seed, lr, mean_return, total=100_000, protocol="atari100k",
+              episodes=100)  # fmt: skip
+
+
+def test_an_atari100k_sweep_reports_the_benchmark_table_of_each_group(tmp_path, capsys):
+    """Pong, Boxing and Breakout with preset drq (the atari100k protocol, 100,000 steps), two
+    learning rates, seeds 1 and 2: per group the published columns beside ours, our HNS beside
+    DrQ(eps)'s, our aggregates with their intervals beside the published aggregates over the
+    same games (scripts.atari100k's table); every number computed by hand. HNS = (return -
+    random) / (human - random): Pong (r + 20.7) / 35.3, Boxing (r - 0.1) / 12, Breakout
+    (r - 1.7) / 28.8."""
+    out = tmp_path / "a100k"
+    lr1, lr3 = "learning_rate=0.0001", "learning_rate=0.0003"
+    atari100k_run(out / "Pong" / lr1 / "seed1", "Pong", 1, 1e-4, 14.6)  # HNS 1.0
+    atari100k_run(out / "Pong" / lr1 / "seed2", "Pong", 2, 1e-4, -3.05)  # HNS 0.5
+    atari100k_run(out / "Boxing" / lr1 / "seed1", "Boxing", 1, 1e-4, 6.1)  # HNS 0.5
+    atari100k_run(out / "Boxing" / lr1 / "seed2", "Boxing", 2, 1e-4, 12.1)  # HNS 1.0
+    atari100k_run(out / "Breakout" / lr1 / "seed1", "Breakout", 1, 1e-4, 1.7)  # HNS 0
+    atari100k_run(out / "Pong" / lr3 / "seed1", "Pong", 1, 3e-4, -20.7)  # HNS 0
+    argv = ["--games", "pong,Boxing,ALE/Breakout-v5", "--seeds", "1,2", "--preset", "drq",
+            "--set", "learning_rate=1e-4,3e-4", "--output-dir", str(out), "--report",
+            "--bootstrap-reps", "500"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    md = (out / "report.md").read_text()
+    assert md in capsys.readouterr().out
+    first, second = md.split("## Atari 100k: ")[1:]
+    assert first.startswith("`drq, learning_rate=0.0001` against the published per-game means")
+    assert second.startswith("`drq, learning_rate=0.0003` against the published per-game means")
+    assert "Not the benchmark's protocol" not in md  # drq: the atari100k protocol, 100k steps
+    # DrQ(eps) HNS: Pong (-9.1 + 20.7) / 35.3 = 0.329, Boxing 8.9 / 12 = 0.742, Breakout
+    # 18.1 / 28.8 = 0.628
+    assert [line for line in first.splitlines() if line.startswith("| ")][:4] == [
+        "| game | random | human | DER | DrQ(eps) | SPR | BBF | ours | seeds | episodes "
+        "| ours HNS | DrQ(eps) HNS |",
+        "| Pong | -20.7 | 14.6 | -19.3 | -9.1 | -5.4 | 16.7 | 5.8 | 1,2 | 100,100 | 0.750 "
+        "| 0.329 |",
+        "| Boxing | 0.1 | 12.1 | 0.2 | 9.0 | 35.7 | 85.8 | 9.1 | 1,2 | 100,100 | 0.750 | 0.742 |",
+        "| Breakout | 1.7 | 30.5 | 1.9 | 19.8 | 19.6 | 370.6 | 1.7 | 1 | 100 | 0.000 | 0.628 |",
+    ]
+    # ours over the 3 games: per-game means 0.75, 0.75, 0 -> mean 0.5, median 0.75; IQM of the
+    # 5 pooled runs [0, .5, .5, 1, 1] -> mean(.5, .5, 1) = 2/3. Resamples: Pong and Boxing each
+    # {.5, .75, 1} with probabilities 1/4, 1/2, 1/4, Breakout 0: the lowest mean (1/3) and
+    # highest (2/3) come with probability 1/16 each, more than 2.5%: they are the interval;
+    # the median is the lower of Pong's and Boxing's: 0.5 with probability 7/16, 1 with 1/16;
+    # the IQM: all .5 -> 0.5, all 1 -> 1. Published over the same 3 games: DER (1.4 / 35.3 +
+    # 0.1 / 12 + 0.2 / 28.8) / 3 = 0.018, median 0.1 / 12 = 0.008; DrQ(eps) mean 0.566, median
+    # 0.628.
+    assert (
+        "| ours (drq, learning_rate=0.0001) | 0.500 [0.333, 0.667] | 0.750 [0.500, 1.000] "
+        "| 0.667 [0.500, 1.000] |" in first
+    )
+    assert "| DER (van Hasselt et al. 2019) | 0.018 | 0.008 | 0.018 |" in first
+    assert "| DrQ(eps) (Agarwal et al. 2021) | 0.566 | 0.628 | 0.566 |" in first
+    assert "over the 3 of 3 games with results (5 runs" in first
+    assert "Published aggregates over all" not in first
+    # the second group: Pong alone finished (HNS 0); published over Pong alone, then over all 3
+    assert "| Pong | -20.7 | 14.6 | -19.3 | -9.1 | -5.4 | 16.7 | -20.7 | 1 | 100 | 0.000 " in second
+    assert "| Boxing | 0.1 | 12.1 | 0.2 | 9.0 | 35.7 | 85.8 | — | — | — | — | 0.742 |" in second
+    assert "| ours (drq, learning_rate=0.0003) | 0.000 [0.000, 0.000] |" in second
+    assert "| DrQ(eps) (Agarwal et al. 2021) | 0.329 | 0.329 | 0.329 |" in second
+    assert "Published aggregates over all 3 selected games" in second
+    # the table of every run follows, without a second copy of the aggregates
+    assert "## Every run" in second and "| settings | games | runs |" not in md
+    assert "| Breakout | learning_rate=0.0001 | 1 of 2 (1) | 1.70 | 0.000 | — | seed2 (new) |" in md
+    report = json.loads((out / "report.json").read_text())
+    tables = {section["group"]: section for section in report["atari100k"]}
+    assert list(tables) == [lr1, lr3]
+    assert tables[lr1]["values"] == {"learning_rate": "0.0001"}
+    assert (tables[lr1]["ours_protocol"], tables[lr1]["ours_total_steps"]) == ("atari100k",
+                                                                             100_000)  # fmt: skip
+    ours = tables[lr1]["aggregates"]["ours"]
+    assert ours["mean"] == pytest.approx({"point": 0.5, "low": 1 / 3, "high": 2 / 3})
+    assert ours["median"] == pytest.approx({"point": 0.75, "low": 0.5, "high": 1.0})
+    assert ours["iqm"] == pytest.approx({"point": 2 / 3, "low": 0.5, "high": 1.0})
+    rows = {row["game"]: row for row in tables[lr1]["rows"]}
+    assert rows["Pong"]["ours"] == pytest.approx((14.6 - 3.05) / 2)
+    assert rows["Boxing"]["ours_hns"] == pytest.approx(0.75)
+    assert rows["Breakout"]["drq_eps_hns"] == pytest.approx(18.1 / 28.8)
+    same = tables[lr1]["aggregates"]["published_same_games"]["der"]
+    der = [1.4 / 35.3, 0.1 / 12, 0.2 / 28.8]
+    assert same["mean"] == pytest.approx(sum(der) / 3) and same["median"] == pytest.approx(der[1])
+    assert tables[lr3]["aggregates"]["games_with_results"] == ["Pong"]
+
+
+def test_the_atari100k_table_follows_the_protocol_and_the_suite(tmp_path):
+    """A group gets the Atari 100k table when its runs use the atari100k protocol (here one of
+    two swept protocols); Atari-100k games under another protocol get none; --suite atari100k
+    gets it whatever the protocol, with a line saying the runs do not use the benchmark's."""
+    out = tmp_path / "mixed"
+    argv = ["--games", "Pong", "--preset", "drq", "--set", "protocol=atari100k,nature",
+            "--output-dir", str(out), "--report", "--bootstrap-reps", "100"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [section["group"] for section in report["atari100k"]] == ["protocol=atari100k"]
+    md = (out / "report.md").read_text()
+    assert "## Atari 100k: `drq, protocol=atari100k` against" in md
+    assert "No run has finished yet." in md
+
+    out = tmp_path / "nature"
+    argv = ["--games", "Pong,Boxing", "--preset", "cleanrl", "--output-dir", str(out),
+            "--report"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    assert json.loads((out / "report.json").read_text())["atari100k"] == []
+    assert "Atari 100k" not in (out / "report.md").read_text()
+
+    out = tmp_path / "suite"
+    argv = ["--suite", "atari100k", "--preset", "cleanrl", "--output-dir", str(out), "--report",
+            "--", "--total-steps", "200000"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    md = (out / "report.md").read_text()
+    assert "## Atari 100k: `cleanrl` against the published per-game means" in md
+    assert (
+        "**Not the benchmark's protocol:** these runs use the nature protocol and 200,000 agent "
+        "steps; the published columns use the atari100k protocol and 100,000 agent steps" in md
+    )
+    # the published aggregates over all 26 games, as scripts.atari100k's own test has them
+    assert "| DER (van Hasselt et al. 2019) | 0.285 | 0.161 |" in md
+    assert len([line for line in md.splitlines() if line.startswith("| Alien |")]) == 2
 
 
 def test_run_states_follow_the_atari100k_suite(tmp_path):

@@ -21,7 +21,9 @@ command line).
 - The report (``build_report``, ``write_report``): per cell the mean final evaluation over seeds,
   the human-normalized score of Atari games, the failed and unfinished runs; per group of swept
   values the mean, median and IQM of the human-normalized scores over the games with
-  stratified-bootstrap 95% intervals; and the learning curves (``curves.png``).
+  stratified-bootstrap 95% intervals; and the learning curves (``curves.png``). For an Atari
+  100k sweep (``atari100k_sections``) the report opens with the benchmark's table of each group,
+  made by ``scripts.atari100k``: the published columns and aggregates beside ours.
 
 Nothing here imports Ray at module level: the grid, the states, the commands and the report work
 without the extra (``--dry-run``, ``--report``).
@@ -59,6 +61,8 @@ from scripts.atari100k import (
 )
 
 AGGREGATE_NAMES = ("mean", "median", "iqm")
+ATARI_100K_STEPS = 100_000
+"""Agent steps of an Atari 100k run, those of the published columns."""
 STATES = ("new", "interrupted", "trained", "finished")
 STOP_EXIT_CODES = (130, 143, -int(signal.SIGINT), -int(signal.SIGTERM))
 """Exit codes of a process stopped by SIGINT or SIGTERM: ``scripts.train`` and
@@ -678,18 +682,105 @@ def _hns(game: str, score: float) -> float | None:
     return human_normalized(game, score) if has_scores(game) else None
 
 
+def planned_config(run: SweepRun, plan: Plan) -> Any:
+    """The ``TrainConfig`` that ``run``'s ``scripts.train`` call builds (preset, swept values,
+    flags after ``--``), or None when its flags do not make one."""
+    from scripts.train import parse
+
+    try:
+        return parse(plan.train_args(run)).config
+    except ValueError:
+        return None
+
+
+def atari100k_sections(
+    runs: Sequence[SweepRun], plan: Plan, reps: int = 2000, suite: str | None = None
+) -> list[dict[str, Any]]:
+    """The Atari 100k table of each group of swept values, as ``scripts.atari100k.build_report``
+    makes it (per game the published columns beside our mean return and HNS; our mean, median
+    and IQM with stratified-bootstrap intervals beside the published aggregates over the same
+    games), when every game of the sweep is an Atari-100k game and the group's runs use the
+    atari100k protocol, or for every group with ``suite='atari100k'``. Each section also holds
+    the group, its values, and the protocol and agent steps of its runs (``ours_protocol``,
+    ``ours_total_steps``; None when the flags make no config) so that the markdown says when
+    they are not the benchmark's. Empty for any other sweep."""
+    from envs.atari100k import game_name
+    from scripts.atari100k import Run
+    from scripts.atari100k import build_report as table_report
+
+    games = list(dict.fromkeys(run.game for run in runs))
+    try:
+        names = {game: game_name(game) for game in games}
+    except ValueError:  # a game outside the benchmark: no published column to put beside it
+        return []
+    sections = []
+    for group in dict.fromkeys(run.group for run in runs):
+        members = [run for run in runs if run.group == group]
+        config = planned_config(members[0], plan)
+        protocol = None if config is None else config.protocol
+        if protocol != "atari100k" and suite != "atari100k":
+            continue
+        label = plan.preset + (f", {group}" if group else "")
+        ours = [Run(names[run.game], run.seed, run.path) for run in members]
+        table = table_report([names[game] for game in games], ours, label, reps)
+        sections.append(
+            {
+                **table,
+                "preset": plan.preset,
+                "label": label,
+                "group": group,
+                "values": {name: shown_value(value) for name, value in members[0].values},
+                "ours_protocol": protocol,
+                "ours_total_steps": None if config is None else config.total_steps,
+            }
+        )
+    return sections
+
+
+def _protocol_note(section: dict[str, Any]) -> str | None:
+    """A line saying how the group's runs differ from the benchmark's protocol, if they do."""
+    protocol, steps = section["ours_protocol"], section["ours_total_steps"]
+    if protocol == "atari100k" and steps == ATARI_100K_STEPS:
+        return None
+    ours = (
+        "the flags of these runs make no config (see python -m scripts.sweep without --report)"
+        if protocol is None
+        else f"these runs use the {protocol} protocol and {steps:,} agent steps"
+    )
+    return (
+        f"**Not the benchmark's protocol:** {ours}; the published columns use the atari100k "
+        f"protocol and {ATARI_100K_STEPS:,} agent steps, so they are not like for like."
+    )
+
+
+def render_atari100k(section: dict[str, Any]) -> str:
+    """One group's Atari 100k table: ``scripts.atari100k.render_markdown`` under a second-level
+    heading naming the preset and the group's values, with ``_protocol_note`` below it."""
+    from scripts.atari100k import render_markdown as render_table
+
+    lines = render_table({**section, "preset": section["label"]}).splitlines()
+    lines[0] = "#" + lines[0]
+    note = _protocol_note(section)
+    if note:
+        lines[1:1] = ["", note]
+    return "\n".join(lines) + "\n"
+
+
 def build_report(
     runs: Sequence[SweepRun],
     plan: Plan,
     outcomes: dict[str, Outcome] | None = None,
     reps: int = 2000,
+    suite: str | None = None,
 ) -> dict[str, Any]:
     """The sweep's table as plain data (``report.json``): one cell per game and group of swept
     values, with the mean final return over its finished seeds, the mean human-normalized score
     (Atari games), each run's result and state, and the failed runs (``outcomes`` of this
     invocation; without them, as after ``--report``, a run is reported by what its directory
     holds); and per group the mean, median and IQM of the human-normalized scores over the games
-    with stratified-bootstrap 95% intervals (``agents.evaluation.statistics``)."""
+    with stratified-bootstrap 95% intervals (``agents.evaluation.statistics``); and for an
+    Atari 100k sweep the benchmark's table of each group (``atari100k_sections``; ``suite``: the
+    ``--suite`` given, if any)."""
     from agents.evaluation.statistics import bootstrap_intervals
     from envs.scores import HUMAN_SCORE_SET
 
@@ -766,6 +857,7 @@ def build_report(
         "rows": rows,
         "groups": groups,
         "failed": failed,
+        "atari100k": atari100k_sections(runs, plan, reps, suite),
     }
 
 
@@ -788,10 +880,17 @@ def _runs_text(names: Sequence[str], runs: Sequence[dict[str, Any]], what: str) 
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """``report.md``: the table of cells, then the human-normalized aggregates per group."""
-    lines = [
-        f"# Sweep `{report['sweep']}`: preset `{report['preset']}`",
-        "",
+    """``report.md``: for an Atari 100k sweep first the benchmark's table of each group
+    (``render_atari100k``) and a heading over the rest; then the table of cells (every run's
+    state: the failed and unfinished ones by seed), then the human-normalized aggregates of the
+    groups without an Atari 100k table (those have theirs beside the published ones)."""
+    sections = report.get("atari100k") or []
+    lines = [f"# Sweep `{report['sweep']}`: preset `{report['preset']}`", ""]
+    for section in sections:
+        lines += [render_atari100k(section).rstrip("\n"), ""]
+    if sections:
+        lines += ["## Every run", ""]
+    lines += [
         "Final evaluation return, mean over the finished seeds of each cell; HNS: human-normalized"
         f" score ((return - random) / (human - random), the {report['human_score_set']} random "
         "and human scores) for Atari games, mean over seeds."
@@ -814,7 +913,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             _runs_text(row["unfinished"], row["runs"], "unfinished"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    scored = [g for g in report["groups"] if g["aggregates"]]
+    tabled = {section["group"] for section in sections}
+    scored = [g for g in report["groups"] if g["aggregates"] and g["group"] not in tabled]
     if scored:
         lines += [
             "",
@@ -918,6 +1018,7 @@ def write_report(
     plan: Plan,
     outcomes: dict[str, Outcome] | None = None,
     reps: int = 2000,
+    suite: str | None = None,
 ) -> tuple[str, dict[str, Any], bool]:
     """Write ``report.json``, ``report.md`` and ``curves.png`` in ``output_dir``, each
     atomically. Returns the markdown, the report and whether the figure was drawn."""
@@ -925,7 +1026,7 @@ def write_report(
 
     from agents.run.checkpoint import atomic_write
 
-    report = build_report(runs, plan, outcomes, reps)
+    report = build_report(runs, plan, outcomes, reps, suite)
     text = render_markdown(report)
     data = json.dumps(report, indent=2) + "\n"
     atomic_write(output_dir / "report.json", lambda f: f.write(data.encode()))
