@@ -23,6 +23,10 @@ set-part level without ``--set``), run by one Ray task (``agents.distributed.swe
   again. A failed run is tried again ``--retries`` times (from the state it left), then reported
   as failed; the sweep then exits 1.
 - Logs: ``OUTPUT_DIR/logs/NAME.log`` (each attempt's command, output and exit code).
+- Failures: ``OUTPUT_DIR/failures.json`` keeps each run's failed attempts (exit code, the last
+  line of its log) over every invocation, until the run finishes: ``--report`` shows a run that
+  failed in an earlier invocation as failed, and a later invocation numbers its attempts on
+  (attempt 3 of 4 after two earlier ones).
 - Ctrl-C or SIGTERM: every running training gets SIGTERM (it checkpoints and exits), the report
   is written for what finished, and the sweep exits 130/143; the same command continues it.
 - ``--dry-run``: print each run's name, state (new, interrupted, trained, finished), directory
@@ -179,9 +183,10 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise ValueError("--dry-run and --report: give one of them")
 
 
-def print_plan(runs: Sequence[sweep.SweepRun], plan: sweep.Plan) -> None:
+def print_plan(runs: Sequence[sweep.SweepRun], plan: sweep.Plan, failures: dict[str, dict]) -> None:
     """``--dry-run``: one line per run: name, state, directory, and the command that takes it
-    on (a directory without a checkpoint would first be set aside)."""
+    on (a directory without a checkpoint would first be set aside; the failed attempts of
+    earlier sweeps, from failures.json)."""
     for run in runs:
         state = sweep.state_of(run.path)
         if state == "finished":
@@ -189,6 +194,13 @@ def print_plan(runs: Sequence[sweep.SweepRun], plan: sweep.Plan) -> None:
             continue
         aside = "  (its directory has no checkpoint: set aside first)"
         aside = aside if state == "new" and sweep.needs_set_aside(run.path) else ""
+        if run.name in failures:
+            codes = [
+                "lost" if a.get("exit_code") is None else str(a["exit_code"])
+                for a in failures[run.name]["attempts"]
+            ]
+            aside += f"  (failed before: {_count(len(codes), 'attempt')}, exit code"
+            aside += f"{'s' if len(codes) != 1 else ''} {', '.join(codes)})"
         print(f"{run.name}  {state}  {run.path}  {shlex.join(plan.command(run, state))}{aside}")
 
 
@@ -196,9 +208,19 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
-def count_states(runs: Sequence[sweep.SweepRun]) -> str:
-    states = [sweep.state_of(run.path) for run in runs]
-    return ", ".join(f"{states.count(s)} {s}" for s in sweep.STATES)
+def count_states(runs: Sequence[sweep.SweepRun], failures: dict[str, dict]) -> str:
+    """How many runs are in each state, and how many of the unfinished failed in an earlier
+    sweep (failures.json)."""
+    states = {run.name: sweep.state_of(run.path) for run in runs}
+    text = ", ".join(f"{list(states.values()).count(s)} {s}" for s in sweep.STATES)
+    failed = [
+        name
+        for name, state in states.items()
+        if state != "finished" and failures.get(name, {}).get("failed")
+    ]
+    if failed:
+        text += f"; {len(failed)} of them failed in an earlier sweep ({sweep.FAILURES_FILE})"
+    return text
 
 
 @cli_main(PROG)
@@ -240,18 +262,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report:
         return write(output_dir, runs, plan, None, args, 0)
     sweep.check_cells(runs, plan, machine=args.address is None)
+    failures = sweep.read_failures(output_dir)
     print(
-        f"{len(runs)} runs ({shape}), preset {args.preset}, in {output_dir}: {count_states(runs)}",
+        f"{len(runs)} runs ({shape}), preset {args.preset}, in {output_dir}: "
+        f"{count_states(runs, failures)}",
         flush=True,
     )
     if args.dry_run:
-        print_plan(runs, plan)
+        print_plan(runs, plan, failures)
         return 0
     ray = sweep.import_ray()
     started = sweep.connect(args.address)
     try:
         print(sweep.check_resources(plan, local=args.address is None), flush=True)
-        scheduler = sweep.Scheduler(runs, plan, output_dir / "logs")
+        scheduler = sweep.Scheduler(runs, plan, output_dir)
         outcomes = scheduler.run()
     finally:
         if started:

@@ -168,11 +168,28 @@ def test_a_failing_run_is_retried_once_reported_and_the_next_sweep_skips_the_res
     assert [rows[f"learning_rate={lr}"]["seeds"] for lr in ok] == [[1], [1], [1]]
     assert rows["learning_rate=1e+30"]["failed"] == [bad]
     assert rows["learning_rate=1e+30"]["mean_return"] is None
+    row = "| CartPole-v1 | learning_rate=1e+30 | 0 of 1 | — | — | seed1 (exit codes 1, 1) | — |"
     md = (out / "report.md").read_text()
-    assert (
-        "| CartPole-v1 | learning_rate=1e+30 | 0 of 1 | — | — | seed1 (exit codes 1, 1) | — |" in md
-    )
+    assert row in md
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # failures.json keeps both attempts, with the last line each left in the log
+    failures = json.loads((out / "failures.json").read_text())
+    assert list(failures) == [bad] and failures[bad]["failed"] is True
+    attempts = failures[bad]["attempts"]
+    assert [(a["attempt"], a["state"], a["exit_code"]) for a in attempts] == [
+        (1, "new", 1),
+        (2, "new", 1),
+    ]
+    error = "train: error: network parameters became NaN or infinite by global step"
+    assert all(a["last_line"].startswith(error) for a in attempts)
+    assert f"- `{bad}`: 2 attempts, exit codes 1, 1; the last line of its log: `{error}" in md
+    # --report alone, in a later invocation: still failed, with its exit codes
+    assert sweep.main([*argv[: argv.index("--")], "--report"]) == 0
+    assert row in (out / "report.md").read_text()
+    report = json.loads((out / "report.json").read_text())
+    assert [(r["name"], r["status"]) for r in report["failed"]] == [(bad, "failed")]
+    assert [a["exit_code"] for a in report["failed"][0]["failures"]] == [1, 1]
+    capsys.readouterr()
 
     finished = {lr: snapshot(out / "CartPole-v1" / f"learning_rate={lr}" / "seed1")
                 for lr in ok}  # fmt: skip
@@ -182,7 +199,8 @@ def test_a_failing_run_is_retried_once_reported_and_the_next_sweep_skips_the_res
     second = capsys.readouterr().out
     assert second.splitlines()[0] == (
         f"4 runs (1 game x 1 seed x 4 combinations), preset cartpole, in {out}: 1 new, "
-        "0 interrupted, 0 trained, 3 finished"
+        "0 interrupted, 0 trained, 3 finished; 1 of them failed in an earlier sweep "
+        "(failures.json)"
     )
     for lr in ok:
         run_dir = out / "CartPole-v1" / f"learning_rate={lr}" / "seed1"
@@ -192,9 +210,59 @@ def test_a_failing_run_is_retried_once_reported_and_the_next_sweep_skips_the_res
         assert f"learning_rate={lr}-seed1:" not in second
     log = (out / "logs" / f"{bad}.log").read_text()
     assert log.count("# attempt ") == 4 and log.count("# exit code 1 after") == 4
+    assert "# attempt 3 of 4 (new)" in log and "# attempt 4 of 4 (new)" in log
     assert len(list(bad_dir.glob("seed1.abandoned-*"))) == 3
-    assert f"{bad}: failed: exited with code 1 after 2 attempts" in second
+    assert f"{bad}: failed: exited with code 1 after 4 attempts (2 in earlier sweeps)" in second
     assert [r["name"] for r in json.loads((out / "report.json").read_text())["failed"]] == [bad]
+    failures = json.loads((out / "failures.json").read_text())
+    assert [a["attempt"] for a in failures[bad]["attempts"]] == [1, 2, 3, 4]
+    assert "seed1 (exit codes 1, 1, 1, 1)" in (out / "report.md").read_text()
+
+
+@pytest.mark.xdist_group("ray")
+def test_a_run_that_failed_in_an_earlier_sweep_numbers_on_and_its_failure_goes_when_it_finishes(
+    tmp_path, capsys, ray_local
+):
+    """A file where the run's directory belongs: scripts.train exits 2 (its output directory
+    cannot be written). With --retries 0 the sweep tries once; failures.json keeps the attempt
+    and the log's last line, --report shows the run failed with exit code 2, and --dry-run says
+    it failed before. The file removed, the next sweep numbers its attempt 2 of 2, the run
+    finishes and its entry leaves failures.json."""
+    out = tmp_path / "blocked"
+    argv = ["--games", "CartPole-v1", "--seeds", "1", "--preset", "cartpole", "--retries", "0",
+            "--output-dir", str(out)]  # fmt: skip
+    name, run = "CartPole-v1-seed1", out / "CartPole-v1" / "seed1"
+    run.parent.mkdir(parents=True)
+    run.write_text("in the way\n")
+    assert sweep.main([*argv, "--", *TINY]) == 1
+    assert f"{name}: failed: exited with code 2 after 1 attempt (log " in capsys.readouterr().out
+    failures = json.loads((out / "failures.json").read_text())
+    (attempt,) = failures[name]["attempts"]
+    assert failures[name]["failed"] is True and failures[name]["path"] == str(run)
+    assert (attempt["attempt"], attempt["state"], attempt["exit_code"]) == (1, "new", 2)
+    assert attempt["last_line"] == (
+        f"train: error: --output-dir: '{run}' cannot be written (File exists); give a writable "
+        "directory"
+    )
+    assert sweep.main([*argv, "--report"]) == 0
+    md = (out / "report.md").read_text()
+    assert "| CartPole-v1 | — | 0 of 1 | — | — | seed1 (exit codes 2) | — |" in md
+    assert f"- `{name}`: 1 attempt, exit code 2; the last line of its log: `train: error:" in md
+    capsys.readouterr()
+    assert sweep.main([*argv, "--dry-run", "--", *TINY]) == 0
+    dry = capsys.readouterr().out.splitlines()
+    assert dry[0].endswith("; 1 of them failed in an earlier sweep (failures.json)")
+    assert dry[1].endswith("  (failed before: 1 attempt, exit code 2)")
+
+    run.unlink()
+    assert sweep.main([*argv, "--", *TINY]) == 0
+    assert f"{name}: finished in" in capsys.readouterr().out
+    log = (out / "logs" / f"{name}.log").read_text()
+    assert "# attempt 1 of 1 (new)" in log and "# attempt 2 of 2 (new)" in log
+    assert json.loads((out / "failures.json").read_text()) == {}
+    report = json.loads((out / "report.json").read_text())
+    assert report["failed"] == [] and report["rows"][0]["seeds"] == [1]
+    assert "failures" not in report["rows"][0]["runs"][0]
 
 
 def write_run(path, game, seed, lr, mean_return=None, checkpoint_step=None, total=300,
@@ -404,6 +472,48 @@ def test_the_atari100k_table_follows_the_protocol_and_the_suite(tmp_path):
     # the published aggregates over all 26 games, as scripts.atari100k's own test has them
     assert "| DER (van Hasselt et al. 2019) | 0.285 | 0.161 |" in md
     assert len([line for line in md.splitlines() if line.startswith("| Alien |")]) == 2
+
+
+def test_report_alone_reads_the_failures_of_earlier_sweeps(tmp_path, capsys, monkeypatch):
+    """failures.json as the scheduler writes it, for three CartPole runs: seed1 given up (exit
+    codes 1, then lost by Ray): failed; seed2 failed once, then stopped with its checkpoint:
+    interrupted, with its failed attempt; seed3 failed once, finished since: finished, its
+    stale entry ignored."""
+    no_ray(monkeypatch)
+    out = tmp_path / "earlier"
+    base = out / "CartPole-v1"
+    write_run(base / "seed2", "CartPole-v1", 2, 1e-4, checkpoint_step=100)
+    write_run(base / "seed3", "CartPole-v1", 3, 1e-4, 120.0)
+
+    def attempt(number, code, error=None, last_line=None):
+        return {"attempt": number, "state": "new", "exit_code": code, "seconds": 1.5,
+                "error": error, "last_line": last_line, "ended": "2025-01-01 00:00:00"}  # fmt: skip
+
+    failures = {
+        "CartPole-v1-seed1": {"path": str(base / "seed1"), "failed": True, "attempts": [
+            attempt(1, 1, last_line="train: error: out of `memory`"),
+            attempt(2, None, error="the worker died")]},
+        "CartPole-v1-seed2": {"path": str(base / "seed2"), "failed": False,
+                              "attempts": [attempt(1, -9)]},
+        "CartPole-v1-seed3": {"path": str(base / "seed3"), "failed": True,
+                              "attempts": [attempt(1, 1)]},
+    }  # fmt: skip
+    (out / "failures.json").write_text(json.dumps(failures))
+    argv = ["--games", "CartPole-v1", "--seeds", "1,2,3", "--preset", "smoke", "--output-dir",
+            str(out), "--report"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    md = (out / "report.md").read_text()
+    assert (
+        "| CartPole-v1 | — | 1 of 3 (3) | 120.00 | — | seed1 (exit codes 1, lost) "
+        "| seed2 (interrupted, 1 failed attempt) |" in md
+    )
+    assert "- `CartPole-v1-seed1`: 2 attempts, exit codes 1, lost; Ray: the worker died" in md
+    report = json.loads((out / "report.json").read_text())
+    runs = {r["seed"]: r for r in report["rows"][0]["runs"]}
+    assert [runs[s]["status"] for s in (1, 2, 3)] == ["failed", "interrupted", "finished"]
+    assert [r["name"] for r in report["failed"]] == ["CartPole-v1-seed1"]
+    assert "failures" not in runs[3] and runs[2]["failures"][0]["exit_code"] == -9
+    assert json.loads((out / "failures.json").read_text()) == failures  # --report only reads
 
 
 def test_run_states_follow_the_atari100k_suite(tmp_path):

@@ -17,7 +17,9 @@ command line).
 - The scheduling loop (``Scheduler``): submits every pending run at once (Ray queues them by the
   CPUs and GPUs each asks for), collects them with ``ray.wait`` as they end and resubmits a
   failed one, from the state it left, up to ``retries`` times; SIGINT or SIGTERM cancels every
-  task and waits for the runs to stop.
+  task and waits for the runs to stop. Each failed attempt goes into ``OUTPUT_DIR/failures.json``
+  (``FAILURES_FILE``), kept over invocations until the run finishes: the report reads it, and
+  attempt numbers go on from it.
 - The report (``build_report``, ``write_report``): per cell the mean final evaluation over seeds,
   the human-normalized score of Atari games, the failed and unfinished runs; per group of swept
   values the mean, median and IQM of the human-normalized scores over the games with
@@ -474,6 +476,55 @@ def run_command(
     return code, seconds
 
 
+# -- failures.json ------------------------------------------------------------------------------
+FAILURES_FILE = "failures.json"
+"""``OUTPUT_DIR/failures.json``: run name -> ``{"path", "failed", "attempts"}``, each run's failed
+attempts over every invocation of the sweep, so that ``--report`` shows a run that failed earlier
+as failed and a later invocation numbers its attempts on. ``failed``: the sweep gave up on the run
+after its retries (false while a retry follows, or after a stop); ``attempts``: one record per
+failed attempt (``attempt`` number, ``state`` it started from, ``exit_code``, ``seconds``, Ray's
+``error``, the ``last_line`` of its log, when it ``ended``). A run's entry goes when it finishes."""
+LAST_LINE_CHARS = 300
+
+
+def read_failures(output_dir: Path) -> dict[str, dict[str, Any]]:
+    """The entries of ``OUTPUT_DIR/failures.json``; none when it is absent or unreadable."""
+    data = read_json(output_dir / FAILURES_FILE) or {}
+    return {
+        name: entry
+        for name, entry in data.items()
+        if isinstance(entry, dict) and isinstance(entry.get("attempts"), list)
+    }
+
+
+def write_failures(output_dir: Path, failures: dict[str, dict[str, Any]]) -> None:
+    """Write ``OUTPUT_DIR/failures.json`` atomically (``agents.run.checkpoint.atomic_write``)."""
+    import json
+
+    from agents.run.checkpoint import atomic_write
+
+    data = json.dumps(failures, indent=2) + "\n"
+    atomic_write(output_dir / FAILURES_FILE, lambda f: f.write(data.encode()))
+
+
+def last_log_line(log: Path, tail_bytes: int = 65536) -> str | None:
+    """The last line the latest attempt's process wrote to its log (``run_command``'s header and
+    ``# exit code`` lines aside), cut to ``LAST_LINE_CHARS``; None when it wrote nothing or the
+    log cannot be read."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - tail_bytes))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        text = line.strip()
+        if not text or text.startswith("# exit code "):
+            continue
+        return None if text.startswith("# attempt ") else text[:LAST_LINE_CHARS]
+    return None
+
+
 # -- the scheduling loop ------------------------------------------------------------------------
 @dataclass
 class Attempt:
@@ -537,18 +588,29 @@ class Scheduler:
     """Runs the pending runs of a sweep as Ray tasks: all submitted at once, collected with
     ``ray.wait`` as they end, a failed one resubmitted (from the state it left: resumed when it
     left a checkpoint, set aside and started again when not) until it has had
-    ``1 + plan.retries`` attempts. SIGINT or SIGTERM cancels every task (each forwards SIGTERM to
-    its process, which checkpoints and exits) and the loop waits for them all; ``stop_signal``
-    then names the signal."""
+    ``1 + plan.retries`` attempts in this invocation. SIGINT or SIGTERM cancels every task (each
+    forwards SIGTERM to its process, which checkpoints and exits) and the loop waits for them all;
+    ``stop_signal`` then names the signal. Each failed attempt is recorded in
+    ``OUTPUT_DIR/failures.json`` (``FAILURES_FILE``) as it ends, and a run's record goes when it
+    finishes; attempt numbers go on from the failed attempts recorded there
+    (``OUTPUT_DIR/logs/NAME.log``: attempt 3 of 4 after two earlier ones)."""
 
     def __init__(
         self,
         runs: Sequence[SweepRun],
         plan: Plan,
-        logs: Path,
+        output_dir: Path,
         say: Callable[[str], None] = lambda line: print(line, flush=True),
     ) -> None:
-        self.runs, self.plan, self.logs, self.say = list(runs), plan, logs, say
+        self.runs, self.plan, self.say = list(runs), plan, say
+        self.output_dir, self.logs = output_dir, output_dir / "logs"
+        self.failures = read_failures(output_dir)
+        self.earlier = {
+            run.name: len(self.failures[run.name]["attempts"])
+            for run in runs
+            if run.name in self.failures
+        }
+        """Failed attempts of each run in earlier invocations (failures.json)."""
         self.outcomes = {run.name: Outcome(run) for run in runs}
         self.in_flight: dict[Any, tuple[SweepRun, str]] = {}
         self.stop_signal: int | None = None
@@ -558,6 +620,39 @@ class Scheduler:
 
     def log_path(self, run: SweepRun) -> Path:
         return self.logs / f"{run.name}.log"
+
+    def attempt_number(self, run: SweepRun) -> int:
+        """The number of ``run``'s latest attempt, counting its failed attempts of earlier
+        invocations."""
+        return self.earlier.get(run.name, 0) + len(self.outcomes[run.name].attempts)
+
+    def record_failure(self, run: SweepRun, attempt: Attempt, gave_up: bool) -> None:
+        """Add ``attempt`` to ``run``'s entry of failures.json and write it."""
+        entry = self.failures.setdefault(
+            run.name, {"path": str(run.path), "failed": False, "attempts": []}
+        )
+        entry["failed"] = gave_up
+        entry["attempts"].append(
+            {
+                "attempt": self.attempt_number(run),
+                **attempt.as_dict(),
+                "last_line": last_log_line(self.log_path(run)),
+                "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+        write_failures(self.output_dir, self.failures)
+
+    def clear_failure(self, run: SweepRun, finished: bool) -> None:
+        """``finished``: drop ``run``'s entry of failures.json; else (stopped) mark it no longer
+        given up. Writes the file when that changed it."""
+        entry = self.failures.get(run.name)
+        if entry is None or (not finished and not entry["failed"]):
+            return
+        if finished:
+            del self.failures[run.name]
+        else:
+            entry["failed"] = False
+        write_failures(self.output_dir, self.failures)
 
     def submit(self, run: SweepRun) -> None:
         """Decide ``run``'s state now (setting aside a directory without a checkpoint) and
@@ -569,9 +664,10 @@ class Scheduler:
         if state == "new" and needs_set_aside(run.path):
             self.say(f"{run.name}: no checkpoint in {run.path}; moved to {move_aside(run.path)}")
         command = self.plan.command(run, state)
-        attempt = len(self.outcomes[run.name].attempts) + 1
+        attempt = self.attempt_number(run) + 1
+        total = self.earlier.get(run.name, 0) + 1 + self.plan.retries
         header = (
-            f"# attempt {attempt} of {1 + self.plan.retries} ({state}) at "
+            f"# attempt {attempt} of {total} ({state}) at "
             f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(command)}"
         )
         ref = self._task.options(
@@ -600,6 +696,7 @@ class Scheduler:
             for run in self.runs:
                 if state_of(run.path) == "finished":
                     self.outcomes[run.name].status = "skipped"
+                    self.clear_failure(run, finished=True)  # finished since it failed
                 elif self.stop_signal is None:
                     self.submit(run)
             while self.in_flight:
@@ -635,10 +732,12 @@ class Scheduler:
             code, seconds, error = None, 0.0, "cancelled before it started"
         except ray.exceptions.RayError as lost:  # its worker or node died, or the task raised
             code, seconds, error = None, 0.0, one_line(lost).split(" Traceback")[0][:300]
-        outcome.attempts.append(Attempt(state, code, seconds, error))
+        attempt = Attempt(state, code, seconds, error)
+        outcome.attempts.append(attempt)
         minutes = seconds / 60
         if self.stop_signal is not None and (code is None or code in STOP_EXIT_CODES):
             outcome.status = "stopped"
+            self.clear_failure(run, finished=False)
             if code is None:
                 self.say(f"{run.name}: {error}; the same command starts it")
             else:
@@ -649,6 +748,7 @@ class Scheduler:
             return
         if code == 0 and state_of(run.path) == "finished":
             outcome.status = "finished"
+            self.clear_failure(run, finished=True)
             result = result_of(run.path) or {}
             self.say(
                 f"{run.name}: finished in {minutes:.1f} min, mean return "
@@ -660,17 +760,22 @@ class Scheduler:
             f"exited with code {code}" if code else "exited with code 0 without a final evaluation"
         )
         left = 1 + self.plan.retries - len(outcome.attempts)
-        if left > 0 and self.stop_signal is None:
+        retry = left > 0 and self.stop_signal is None
+        self.record_failure(run, attempt, gave_up=not retry)
+        number = self.attempt_number(run)
+        if retry:
             self.say(
-                f"{run.name}: {why} after {minutes:.1f} min (attempt "
-                f"{len(outcome.attempts)}, log {self.log_path(run)}); trying again"
+                f"{run.name}: {why} after {minutes:.1f} min (attempt {number}, log "
+                f"{self.log_path(run)}); trying again"
             )
             self.submit(run)
             return
         outcome.status = "failed"
+        earlier = self.earlier.get(run.name, 0)
         self.say(
-            f"{run.name}: failed: {why} after {len(outcome.attempts)} attempt"
-            f"{'s' if len(outcome.attempts) != 1 else ''} (log {self.log_path(run)})"
+            f"{run.name}: failed: {why} after {number} attempt{'s' if number != 1 else ''}"
+            + (f" ({earlier} in earlier sweeps)" if earlier else "")
+            + f" (log {self.log_path(run)}; {FAILURES_FILE})"
         )
 
 
@@ -772,19 +877,21 @@ def build_report(
     outcomes: dict[str, Outcome] | None = None,
     reps: int = 2000,
     suite: str | None = None,
+    failures: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The sweep's table as plain data (``report.json``): one cell per game and group of swept
     values, with the mean final return over its finished seeds, the mean human-normalized score
-    (Atari games), each run's result and state, and the failed runs (``outcomes`` of this
-    invocation; without them, as after ``--report``, a run is reported by what its directory
-    holds); and per group the mean, median and IQM of the human-normalized scores over the games
-    with stratified-bootstrap 95% intervals (``agents.evaluation.statistics``); and for an
-    Atari 100k sweep the benchmark's table of each group (``atari100k_sections``; ``suite``: the
-    ``--suite`` given, if any)."""
+    (Atari games), each run's result and state, and the failed runs: failed in this invocation
+    (``outcomes``, with the attempts it made) or given up in an earlier one (``failures``, the
+    entries of failures.json: a run not finished since is still failed, as after ``--report``);
+    an unfinished run keeps its failed attempts (``failures``) too; per group the mean, median
+    and IQM of the human-normalized scores over the games with stratified-bootstrap 95%
+    intervals (``agents.evaluation.statistics``); and for an Atari 100k sweep the benchmark's
+    table of each group (``atari100k_sections``; ``suite``: the ``--suite`` given, if any)."""
     from agents.evaluation.statistics import bootstrap_intervals
     from envs.scores import HUMAN_SCORE_SET
 
-    outcomes = outcomes or {}
+    outcomes, failures = outcomes or {}, failures or {}
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for run in runs:
         cell = cells.setdefault(
@@ -798,8 +905,9 @@ def build_report(
         )
         result = result_of(run.path)
         outcome = outcomes.get(run.name)
+        failure = failures.get(run.name) if result is None else None
         status = "finished" if result is not None else state_of(run.path)
-        if outcome is not None and outcome.status == "failed":
+        if (outcome is not None and outcome.status == "failed") or (failure or {}).get("failed"):
             status = "failed"
         entry: dict[str, Any] = {
             "name": run.name,
@@ -809,6 +917,8 @@ def build_report(
         }
         if outcome is not None and outcome.attempts:
             entry["attempts"] = [a.as_dict() for a in outcome.attempts]
+        if failure is not None:
+            entry["failures"] = failure["attempts"]
         if result is not None:
             entry.update(
                 mean_return=result["mean_return"],
@@ -865,18 +975,49 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
+def _exit_codes(run: dict[str, Any]) -> list[str]:
+    """The exit codes of a run's failed attempts, over every invocation when failures.json has
+    them ('lost': Ray lost the task)."""
+    attempts = run.get("failures") or run.get("attempts") or []
+    return ["lost" if a["exit_code"] is None else str(a["exit_code"]) for a in attempts]
+
+
 def _runs_text(names: Sequence[str], runs: Sequence[dict[str, Any]], what: str) -> str:
+    """The failed or unfinished runs of a cell: ``seed1 (exit codes 1, 1)``, ``seed2
+    (interrupted)``, ``seed3 (new, 1 failed attempt)``."""
     by_name = {r["name"]: r for r in runs}
     parts = []
     for name in names:
         run = by_name[name]
         if what == "failed":
-            codes = [a["exit_code"] for a in run.get("attempts", [])]
-            detail = f"exit codes {', '.join(map(str, codes))}" if codes else "failed"
+            codes = _exit_codes(run)
+            detail = f"exit codes {', '.join(codes)}" if codes else "failed"
         else:
             detail = run["status"]
+            if run.get("failures"):
+                count = len(run["failures"])
+                detail += f", {count} failed attempt{'s' if count != 1 else ''}"
         parts.append(f"seed{run['seed']} ({detail})")
     return "; ".join(parts) or "—"
+
+
+def _failed_lines(failed: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per failed run under the table: its attempts, exit codes and the last line of
+    its log."""
+    lines = ["", "Failed runs (after their retries; each attempt in `logs/NAME.log`):", ""]
+    for run in failed:
+        codes = _exit_codes(run)
+        attempts = run.get("failures") or run.get("attempts") or []
+        text = f"- `{run['name']}`: {len(codes)} attempt{'s' if len(codes) != 1 else ''}"
+        if codes:
+            text += f", exit code{'s' if len(codes) != 1 else ''} {', '.join(codes)}"
+        last = attempts[-1] if attempts else {}
+        if last.get("error"):
+            text += f"; Ray: {last['error']}"
+        if last.get("last_line"):
+            text += "; the last line of its log: `" + last["last_line"].replace("`", "'") + "`"
+        lines.append(text)
+    return lines
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -937,12 +1078,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 + " |"
             )
     if report["failed"]:
-        lines += [
-            "",
-            "Failed runs (after their retries; see `logs/NAME.log`): "
-            + ", ".join(r["name"] for r in report["failed"])
-            + ".",
-        ]
+        lines += _failed_lines(report["failed"])
     return "\n".join(lines) + "\n"
 
 
@@ -1021,12 +1157,13 @@ def write_report(
     suite: str | None = None,
 ) -> tuple[str, dict[str, Any], bool]:
     """Write ``report.json``, ``report.md`` and ``curves.png`` in ``output_dir``, each
-    atomically. Returns the markdown, the report and whether the figure was drawn."""
+    atomically, with the failures recorded in ``output_dir``'s failures.json. Returns the
+    markdown, the report and whether the figure was drawn."""
     import json
 
     from agents.run.checkpoint import atomic_write
 
-    report = build_report(runs, plan, outcomes, reps, suite)
+    report = build_report(runs, plan, outcomes, reps, suite, read_failures(output_dir))
     text = render_markdown(report)
     data = json.dumps(report, indent=2) + "\n"
     atomic_write(output_dir / "report.json", lambda f: f.write(data.encode()))
