@@ -4,7 +4,8 @@
 learning_rate=1e-4,3e-4 --output-dir runs/sweep1`` trains every game with every seed and every
 combination of the ``--set`` values, each run a ``python -m scripts.train`` process in
 ``OUTPUT_DIR/GAME/<set-part>/seedS`` (``runs/sweep1/Pong/learning_rate=0.0001/seed1``; no
-set-part level without ``--set``), run by one Ray task (``agents.distributed.sweep``).
+set-part level without ``--set``), run by one Ray task (``agents.distributed.sweep``; the grid,
+commands and run states in ``sweep_plan``, the report in ``sweep_report``).
 
 - ``--set KEY=V1,V2`` (repeatable): a training setting (``TrainConfig`` field, ``learning_rate``
   or ``learning-rate``) and its values; the runs take every combination. Every run's config is
@@ -54,7 +55,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents.distributed import sweep
+from agents.distributed import sweep, sweep_plan, sweep_report
 from envs.atari100k import GAMES as ATARI_100K_GAMES
 from scripts._cli import ArgumentParser, cli_main
 
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def select_games(games: str | None, suite: str | None) -> list[str]:
-    """The games of ``--games`` (each in its sweep spelling, ``sweep.game_label``) or of
+    """The games of ``--games`` (each in its sweep spelling, ``sweep_plan.game_label``) or of
     ``--suite``, in order, each once."""
     if games is not None and suite is not None:
         raise ValueError("--games and --suite both choose the games; give one of them")
@@ -166,7 +167,7 @@ def select_games(games: str | None, suite: str | None) -> list[str]:
         return list(SUITES[suite])
     if games is None:
         raise ValueError("no games: give --games (e.g. --games Pong,Breakout) or --suite atari100k")
-    names = [sweep.game_label(part) for part in games.split(",") if part.strip()]
+    names = [sweep_plan.game_label(part) for part in games.split(",") if part.strip()]
     if not names:
         raise ValueError(f"--games: {games!r} names no game; e.g. --games Pong,Breakout")
     return list(dict.fromkeys(names))
@@ -183,17 +184,19 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise ValueError("--dry-run and --report: give one of them")
 
 
-def print_plan(runs: Sequence[sweep.SweepRun], plan: sweep.Plan, failures: dict[str, dict]) -> None:
+def print_plan(
+    runs: Sequence[sweep_plan.SweepRun], plan: sweep_plan.Plan, failures: dict[str, dict]
+) -> None:
     """``--dry-run``: one line per run: name, state, directory, and the command that takes it
     on (a directory without a checkpoint would first be set aside; the failed attempts of
     earlier sweeps, from failures.json)."""
     for run in runs:
-        state = sweep.state_of(run.path)
+        state = sweep_plan.state_of(run.path)
         if state == "finished":
             print(f"{run.name}  finished  {run.path}  (nothing to run)")
             continue
         aside = "  (its directory has no checkpoint: set aside first)"
-        aside = aside if state == "new" and sweep.needs_set_aside(run.path) else ""
+        aside = aside if state == "new" and sweep_plan.needs_set_aside(run.path) else ""
         if run.name in failures:
             codes = [
                 "lost" if a.get("exit_code") is None else str(a["exit_code"])
@@ -208,11 +211,11 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
-def count_states(runs: Sequence[sweep.SweepRun], failures: dict[str, dict]) -> str:
+def count_states(runs: Sequence[sweep_plan.SweepRun], failures: dict[str, dict]) -> str:
     """How many runs are in each state, and how many of the unfinished failed in an earlier
     sweep (failures.json)."""
-    states = {run.name: sweep.state_of(run.path) for run in runs}
-    text = ", ".join(f"{list(states.values()).count(s)} {s}" for s in sweep.STATES)
+    states = {run.name: sweep_plan.state_of(run.path) for run in runs}
+    text = ", ".join(f"{list(states.values()).count(s)} {s}" for s in sweep_plan.STATES)
     failed = [
         name
         for name, state in states.items()
@@ -240,11 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     games = select_games(args.games, args.suite)
     seeds = parse_seeds(args.seeds)
-    settings = sweep.parse_settings(args.settings)
+    settings = sweep_plan.parse_settings(args.settings)
     check_numbers(args)
-    sweep.check_extra(extra, settings)
+    sweep_plan.check_extra(extra, settings)
     output_dir: Path = args.output_dir
-    plan = sweep.Plan(
+    plan = sweep_plan.Plan(
         preset=args.preset,
         name=output_dir.resolve().name,
         extra=tuple(extra),
@@ -253,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         retries=args.retries,
         track=args.track,
     )
-    runs = sweep.make_grid(games, seeds, settings, output_dir)
+    runs = sweep_plan.make_grid(games, seeds, settings, output_dir)
     combos = len(runs) // (len(games) * len(seeds))
     shape = " x ".join(
         [_count(len(games), "game"), _count(len(seeds), "seed")]
@@ -261,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.report:
         return write(output_dir, runs, plan, None, args, 0)
-    sweep.check_cells(runs, plan, machine=args.address is None)
+    sweep_plan.check_cells(runs, plan, machine=args.address is None)
     failures = sweep.read_failures(output_dir)
     print(
         f"{len(runs)} runs ({shape}), preset {args.preset}, in {output_dir}: "
@@ -290,15 +293,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def write(
     output_dir: Path,
-    runs: Sequence[sweep.SweepRun],
-    plan: sweep.Plan,
+    runs: Sequence[sweep_plan.SweepRun],
+    plan: sweep_plan.Plan,
     outcomes: dict[str, sweep.Outcome] | None,
     args: argparse.Namespace,
     code: int,
 ) -> int:
     """Write and print the report (``--bootstrap-reps`` resamples; with ``--suite atari100k``
     the Atari 100k table whatever the runs' protocol); returns ``code``."""
-    text, _, drawn = sweep.write_report(
+    text, _, drawn = sweep_report.write_report(
         output_dir, runs, plan, outcomes, args.bootstrap_reps, args.suite
     )
     print(text, end="")

@@ -1,7 +1,9 @@
-"""Sweeps on Ray (scripts/sweep.py, agents/distributed/sweep.py): the grid and its run names and
-commands, bad input refused before any work, a real sweep of tiny CartPole runs with a failing
-cell (retried once, reported, retried again by the next invocation while the finished runs are
-skipped), and the report's arithmetic on made-up run directories."""
+"""Sweeps on Ray (scripts/sweep.py; agents/distributed/sweep.py, sweep_plan.py and
+sweep_report.py): the grid and its run names and commands, bad input refused before any work, a
+real sweep of tiny CartPole runs with a failing cell (retried once, reported, retried again by the
+next invocation while the finished runs are skipped), failures kept over invocations
+(failures.json), and the report's arithmetic on made-up run directories, the Atari 100k table
+among it."""
 
 import json
 import shlex
@@ -13,7 +15,7 @@ import time
 import pytest
 from helpers import snapshot
 
-from agents.distributed import sweep as lib
+from agents.distributed import sweep_plan
 from envs.atari100k import GAMES as ATARI_100K_GAMES
 from envs.scores import human_score, random_score
 from scripts import sweep
@@ -521,13 +523,14 @@ def test_run_states_follow_the_atari100k_suite(tmp_path):
     by reaching --stop-at-return is finished too."""
     run = tmp_path / "run"
     write_run(run, "CartPole-v1", 1, 1e-4, checkpoint_step=100)
-    assert lib.state_of(run) == "interrupted"
+    assert sweep_plan.state_of(run) == "interrupted"
     (run / "checkpoints" / "step_000000000300.pt").write_bytes(b"")
-    assert lib.state_of(run) == "trained"
+    assert sweep_plan.state_of(run) == "trained"
     summary = {"env": "CartPole-v1", "seed": 1, "global_step": 200, "solved_at_step": 200,
                "eval_mean_return": 480.0, "eval_episodes": 10}  # fmt: skip
     (run / "summary.json").write_text(json.dumps(summary))
-    assert lib.state_of(run) == "finished" and lib.result_of(run)["mean_return"] == 480.0
+    assert sweep_plan.state_of(run) == "finished"
+    assert sweep_plan.result_of(run)["mean_return"] == 480.0
 
 
 @pytest.mark.xdist_group("ray")
@@ -553,7 +556,7 @@ def test_sigterm_stops_every_run_with_its_checkpoint_and_the_same_command_resume
     printed = proc.communicate(timeout=90)[0]
     assert proc.returncode == 143, printed
     for run in runs:
-        assert lib.state_of(run) == "interrupted", printed
+        assert sweep_plan.state_of(run) == "interrupted", printed
         log = (out / "logs" / f"CartPole-v1-{run.name}.log").read_text()
         assert log.count("# attempt ") == 1 and log.rstrip().splitlines()[-1].startswith(
             "# exit code 143 after"
