@@ -238,12 +238,12 @@ def test_a_chunk_ships_each_frame_once_compressed():
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray")
 def test_two_actors_learn_cartpole(tmp_path, ray_local):
-    """A real learner: the cartpole preset fed by 2 Ape-X actors (epsilons 0.4 and 0.4^8) and
-    prioritized replay reaches an evaluation mean of 475 within 80k agent steps (one run solved
+    """A real learner: the cartpole preset (uniform replay) fed by 2 Ape-X actors (epsilons 0.4
+    and 0.4^8) reaches an evaluation mean of 475 within 80k agent steps (one run solved
     at 60k: 500 over 10 episodes). Actors' chunks arrive in an order Ray decides, so the run is
     not bitwise repeatable; the threshold leaves room."""
     config = preset("cartpole").replace(
-        num_actors=2, actor_cpus=0.5, total_steps=80_000, prioritized=True, progress=False,
+        num_actors=2, actor_cpus=0.5, total_steps=80_000, progress=False,
         output_dir=str(tmp_path / "run"),
     )  # fmt: skip
     summary = build_trainer(config).run()
