@@ -107,6 +107,7 @@ class ApexTrainer(Trainer):
     def summary_extra(self) -> dict[str, Any]:
         pool = self.pool
         return {
+            **super().summary_extra(),
             "num_actors": len(pool.handles), "actor_epsilons": pool.epsilons,
             "actor_steps_per_second": pool.throughput(), "actor_restarts": pool.restarts,
             "lost_chunks": pool.lost_chunks, "chunks": pool.chunks,

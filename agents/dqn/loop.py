@@ -626,8 +626,18 @@ class Trainer:
                 self.tracker.finish(exit_code=exit_code)
 
     def summary_extra(self) -> dict[str, Any]:
-        """What a kind of run adds to its summary (the Ape-X actors' figures); nothing here."""
-        return {}
+        """What every summary adds to the run's own figures: its wall clock on the run's clock
+        (all its segments, when resumed) and this process's peak resident memory; a kind of run
+        adds its own (the Ape-X actors' figures)."""
+        import resource
+
+        extra: dict[str, Any] = {}
+        metrics = getattr(self.tracker, "metrics", None)
+        if metrics is not None and hasattr(metrics, "start_time"):
+            extra["wall_seconds"] = round(time.time() - metrics.start_time, 1)
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+        extra["peak_rss_gb"] = round(peak_kb / 1e6, 3)
+        return extra
 
     def stop(self, sps: float) -> dict[str, Any]:
         """End of a run stopped by a signal: checkpoint written; summary and metrics flushed."""
