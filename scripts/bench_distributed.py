@@ -8,7 +8,9 @@ after the other on one private Ray instance. Per row:
 - ``steps_per_s``: agent steps per second in steady state, from ``metrics.csv`` (its wall clock
   between the first logged step past 20% of the run and the last), so the actors' start-up is
   left out; ``vs_single`` is that over the baseline's;
-- ``updates_per_s``: learner updates per second of wall clock after ``learning_starts``;
+- ``updates_per_s``: learner updates per second of wall clock after ``learning_starts`` (at the
+  preset's ratio, one per 640 agent steps); ``learner_max_updates_per_s``: the learner alone,
+  updates of 512 back to back on the single-process run's replay (the ceiling of the ratio);
 - ``actor_steps_per_s``: each actor's own stepping rate (mean over the actors);
 - ``bytes_per_transition``: bytes shipped from the actors per transition (compressed frames
   with their slots' fields and priorities), against 4 x 84 x 84 = 28,224 for a stacked
@@ -64,6 +66,15 @@ def one_run(env: str, actors: int, steps: int, directory: Path) -> dict[str, Any
         "steps_per_s": round(steady_rate(metrics, steps), 1),
         "updates_per_s": round(summary["updates"] / learning, 2),
     }
+    if not actors:  # the learner alone: batches of 512 from the run's replay, back to back
+        import time
+
+        agent, replay = trainer.agent, trainer.replay
+        agent.update(replay.sample(config.batch_size, steps))
+        t0, n = time.perf_counter(), 5
+        for _ in range(n):
+            agent.update(replay.sample(config.batch_size, steps))
+        row["learner_max_updates_per_s"] = round(n / (time.perf_counter() - t0), 2)
     if actors:
         rates = summary["actor_steps_per_second"]
         row["actor_steps_per_s"] = round(sum(rates) / len(rates), 1)
