@@ -25,11 +25,16 @@ from scripts import train as train_script
 
 # (flags, text the one error line must contain)
 BAD_TRAIN = [
-    (["--address", "auto"], "--address: 'auto' names a Ray cluster for Ape-X actors, but "
-     "--num-actors is 0; give --num-actors N or drop --address"),
-    (["--num-actors", "4", "--buffer-size", "400", "--batch-size", "8"],
-     "--buffer-size: 400 is too small for 4 actors x 1 envs with --actor-chunk-steps 50; use "
-     "at least 440 (110 slots per stream)"),
+    (
+        ["--address", "auto"],
+        "--address: 'auto' names a Ray cluster for Ape-X actors, but "
+        "--num-actors is 0; give --num-actors N or drop --address",
+    ),
+    (
+        ["--num-actors", "4", "--buffer-size", "400", "--batch-size", "8"],
+        "--buffer-size: 400 is too small for 4 actors x 1 envs with --actor-chunk-steps 50; use "
+        "at least 440 (110 slots per stream)",
+    ),
     (["--env", "Pongg"], "--env: unknown env id 'Pongg' (closest: Pong"),
     (["--env", "CartPol-v1"], "closest: CartPole-v1"),
     (["--preset", "fast-please"], "--preset: unknown preset 'fast-please'; accepted: nature"),

@@ -120,7 +120,9 @@ def test_the_flag_groups_hold_every_field_exactly_once():
     with pytest.raises(RuntimeError) as info:
         _cli.check_groups(TrainConfig, bad)
     message = str(info.value)
-    assert message.startswith("TrainConfig flag groups: twice ['seed'], missing ['actor_chunk_steps', ")
+    assert message.startswith(
+        "TrainConfig flag groups: twice ['seed'], missing ['actor_chunk_steps', "
+    )
     assert message.endswith("unknown ['nonsense']")
 
 
