@@ -248,3 +248,14 @@ def test_two_actors_learn_cartpole(tmp_path, ray_local):
     )  # fmt: skip
     summary = build_trainer(config).run()
     assert summary["solved_at_step"] is not None and summary["eval_mean_return"] >= 475
+
+
+def test_an_actor_that_keeps_dying_stops_the_run():
+    from agents.distributed.pool import MAX_INCARNATIONS
+
+    config = tiny_config()
+    pool = ActorPool(config, EnvSpec.probe(config))
+    pool.incarnations[1] = MAX_INCARNATIONS
+    with pytest.raises(RuntimeError, match=f"actor 1 died {MAX_INCARNATIONS + 1} times"):
+        pool.replace(1, RuntimeError("out of memory"))
+    assert pool.lost_chunks == 1 and pool.restarts == 1

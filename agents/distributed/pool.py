@@ -33,6 +33,9 @@ from agents.dqn.config import TrainConfig
 from agents.run.tracking import warn
 
 INSTALL_HINT = "pip install -e .[distributed]"
+MAX_INCARNATIONS = 20
+"""An actor that dies this many times is not a lost node but a fault: the run stops (with its
+emergency checkpoint) instead of restarting it forever."""
 
 
 def require_ray():
@@ -225,6 +228,11 @@ class ActorPool:
         self.restarts += 1
         self.incarnations[index] += 1
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if self.incarnations[index] > MAX_INCARNATIONS:
+            raise RuntimeError(
+                f"actor {index} died {self.incarnations[index]} times (last: {reason[:160]}); "
+                "stopping instead of restarting it again"
+            )
         warn(f"actor {index} died ({reason[:160]}); restarted as incarnation "
              f"{self.incarnations[index]}, its chunk in flight "
              f"({self.config.actor_chunk_steps * self.config.num_envs} steps) is lost")  # fmt: skip
