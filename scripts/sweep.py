@@ -4,7 +4,7 @@
 learning_rate=1e-4,3e-4 --output-dir runs/sweep1`` trains every game with every seed and every
 combination of the ``--set`` values, each run a ``python -m scripts.train`` process in
 ``OUTPUT_DIR/GAME/<set-part>/seedS`` (``runs/sweep1/Pong/learning_rate=0.0001/seed1``; no
-set-part level without ``--set``), run by one Ray task (``agents.distributed.sweep``; the grid,
+set-part level without ``--set``), run by one Ray task (``scripts.sweep_tasks``; the grid,
 commands and run states in ``sweep_plan``, the report in ``sweep_report``).
 
 - ``--set KEY=V1,V2`` (repeatable): a training setting (``TrainConfig`` field, ``learning_rate``
@@ -55,8 +55,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents.distributed import sweep, sweep_plan, sweep_report
 from envs.atari100k import GAMES as ATARI_100K_GAMES
+from scripts import sweep_plan, sweep_report
+from scripts import sweep_tasks as tasks
 from scripts._cli import ArgumentParser, cli_main
 
 PROG = "sweep"
@@ -222,7 +223,7 @@ def count_states(runs: Sequence[sweep_plan.SweepRun], failures: dict[str, dict])
         if state != "finished" and failures.get(name, {}).get("failed")
     ]
     if failed:
-        text += f"; {len(failed)} of them failed in an earlier sweep ({sweep.FAILURES_FILE})"
+        text += f"; {len(failed)} of them failed in an earlier sweep ({tasks.FAILURES_FILE})"
     return text
 
 
@@ -265,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report:
         return write(output_dir, runs, plan, None, args, 0)
     sweep_plan.check_cells(runs, plan, machine=args.address is None)
-    failures = sweep.read_failures(output_dir)
+    failures = tasks.read_failures(output_dir)
     print(
         f"{len(runs)} runs ({shape}), preset {args.preset}, in {output_dir}: "
         f"{count_states(runs, failures)}",
@@ -274,11 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dry_run:
         print_plan(runs, plan, failures)
         return 0
-    ray = sweep.import_ray()
-    started = sweep.connect(args.address)
+    ray = tasks.import_ray()
+    started = tasks.connect(args.address)
     try:
-        print(sweep.check_resources(plan, local=args.address is None), flush=True)
-        scheduler = sweep.Scheduler(runs, plan, output_dir)
+        print(tasks.check_resources(plan, local=args.address is None), flush=True)
+        scheduler = tasks.Scheduler(runs, plan, output_dir)
         outcomes = scheduler.run()
     finally:
         if started:
@@ -295,7 +296,7 @@ def write(
     output_dir: Path,
     runs: Sequence[sweep_plan.SweepRun],
     plan: sweep_plan.Plan,
-    outcomes: dict[str, sweep.Outcome] | None,
+    outcomes: dict[str, tasks.Outcome] | None,
     args: argparse.Namespace,
     code: int,
 ) -> int:

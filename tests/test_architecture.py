@@ -117,6 +117,22 @@ def test_no_module_of_the_package_imports_in_a_circle():
     assert import_cycles(graph) == []
 
 
+LAYERS = {"networks": ("envs", "agents", "scripts"), "envs": ("agents", "scripts"),
+          "agents": ("scripts",)}  # fmt: skip
+"""What each library package must not import: the layers only import downwards."""
+
+
+def test_the_layers_only_import_downwards():
+    modules = module_files()
+    upward = []
+    for name, path in modules.items():
+        forbidden = LAYERS.get(name.split(".")[0], ())
+        for target in sorted(imported_modules(name, path, set(modules))):
+            if target.split(".")[0] in forbidden:
+                upward.append(f"{name} -> {target}")
+    assert upward == []
+
+
 def global_state() -> tuple:
     return (
         torch.get_rng_state().clone(), random.getstate(),

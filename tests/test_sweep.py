@@ -1,4 +1,4 @@
-"""Sweeps on Ray (scripts/sweep.py; agents/distributed/sweep.py, sweep_plan.py and
+"""Sweeps on Ray (scripts/sweep.py; scripts/sweep_tasks.py, sweep_plan.py and
 sweep_report.py): the grid and its run names and commands, bad input refused before any work, a
 real sweep of tiny CartPole runs with a failing cell (retried once, reported, retried again by the
 next invocation while the finished runs are skipped), failures kept over invocations
@@ -15,10 +15,9 @@ import time
 import pytest
 from helpers import snapshot
 
-from agents.distributed import sweep_plan
 from envs.atari100k import GAMES as ATARI_100K_GAMES
 from envs.scores import human_score, random_score
-from scripts import sweep
+from scripts import sweep, sweep_plan
 
 PY = sys.executable
 TINY = ["--total-steps", "300", "--learning-starts", "100", "--eval-every-steps", "0",

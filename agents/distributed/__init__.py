@@ -6,7 +6,8 @@
   next chunk, restart an actor that died, publish the learner's weights.
 - ``apex``: the learner side: chunks into the prioritized replay, updates at the config's replay
   ratio, the ``ApexTrainer`` (the single-process ``Trainer`` with the pool as its actor).
-- ``sweep``: many training runs (games x seeds x settings) as Ray tasks (``scripts/sweep.py``).
 
-Nothing here imports Ray at module level: the package works without the extra.
+Sweeps of many runs, which drive ``scripts.train`` processes, are a command line:
+``scripts/sweep.py``. Nothing here imports Ray at module level: the package works without the
+extra.
 """

@@ -1,4 +1,4 @@
-"""The report of a sweep (``agents.distributed.sweep`` runs it, ``scripts/sweep.py --report``
+"""The report of a sweep (``scripts.sweep_tasks`` runs it, ``scripts/sweep.py --report``
 writes it alone): ``OUTPUT_DIR/report.json``, ``report.md`` and ``curves.png``.
 
 - The table (``build_report``, ``render_markdown``): per cell (a game and a group of swept
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.distributed.sweep import Outcome, read_failures
-from agents.distributed.sweep_plan import Plan, SweepRun, result_of, shown_value, state_of
+from scripts.sweep_plan import Plan, SweepRun, result_of, shown_value, state_of
+from scripts.sweep_tasks import Outcome, read_failures
 
 AGGREGATE_NAMES = ("mean", "median", "iqm")
 ATARI_100K_STEPS = 100_000

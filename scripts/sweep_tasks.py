@@ -1,6 +1,6 @@
-"""Many training runs at once on Ray Core: each run of a sweep (``agents.distributed.sweep_plan``:
+"""Many training runs at once on Ray Core: each run of a sweep (``scripts.sweep_plan``:
 the grid, the commands, the run states) one ``python -m scripts.train`` process inside one Ray
-task (``scripts/sweep.py`` is the command line, ``agents.distributed.sweep_report`` the report).
+task (``scripts/sweep.py`` is the command line, ``scripts.sweep_report`` the report).
 
 - The Ray task (``run_command``): runs one command with its output appended to the run's log,
   returns the exit code and the wall time; a cancel (``ray.cancel``) reaches it as
@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.distributed.sweep_plan import (
+from scripts._cli import one_line
+from scripts.atari100k import read_json
+from scripts.sweep_plan import (
     Plan,
     SweepRun,
     move_aside,
@@ -41,8 +43,6 @@ from agents.distributed.sweep_plan import (
     result_of,
     state_of,
 )
-from scripts._cli import one_line
-from scripts.atari100k import read_json
 
 STOP_EXIT_CODES = (130, 143, -int(signal.SIGINT), -int(signal.SIGTERM))
 """Exit codes of a process stopped by SIGINT or SIGTERM: ``scripts.train`` and
@@ -68,8 +68,9 @@ def import_ray():
 
 # -- the Ray task -------------------------------------------------------------------------------
 def package_root() -> Path:
-    """The folder holding the ``agents`` and ``scripts`` packages on this node."""
-    return Path(__file__).resolve().parents[2]
+    """The folder holding the ``agents`` and ``scripts`` packages on this node (this file is
+    scripts/sweep_tasks.py)."""
+    return Path(__file__).resolve().parents[1]
 
 
 def run_command(

@@ -1,5 +1,5 @@
 """What a sweep runs: the grid of runs, each run's command, and the state of its directory
-(``agents.distributed.sweep`` runs them on Ray, ``agents.distributed.sweep_report`` reports them,
+(``scripts.sweep_tasks`` runs them on Ray, ``scripts.sweep_report`` reports them,
 ``scripts/sweep.py`` is the command line).
 
 - The grid (``Setting``, ``parse_settings``, ``make_grid``): each ``--set KEY=V1,V2`` sweeps one
