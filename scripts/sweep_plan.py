@@ -321,6 +321,16 @@ def check_cells(runs: Sequence[SweepRun], plan: Plan, machine: bool = True) -> N
     for run in runs:
         try:
             config = parse(plan.train_args(run)).config
+        except ValueError as error:
+            raise ValueError(f"{run.name}: {one_line(error)}") from None
+        if config.num_actors > 0:
+            raise ValueError(
+                f"{run.name}: --num-actors {config.num_actors} is not accepted in a sweep: each "
+                "run is one Ray task, and Ape-X actors are Ray actors of their own; train an "
+                "Ape-X run with scripts.train --num-actors N (give the preset's --num-actors 0 "
+                "for apex settings in a sweep)"
+            )
+        try:
             validate(config, machine=machine)
         except ValueError as error:
             raise ValueError(f"{run.name}: {one_line(error)}") from None

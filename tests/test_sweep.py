@@ -103,6 +103,8 @@ BAD_INPUT = [
      "CartPole-v1-learning_rate=-1.0-seed1: --learning-rate: -1.0 is not accepted; use a "
      "number > 0"),
     (["--", "--seed", "3"], "flags after --: --seed is not accepted; the sweep sets it"),
+    (["--set", "num_actors=2"], "CartPole-v1-num_actors=2-seed1: --num-actors 2 is not accepted "
+     "in a sweep: each run is one Ray task, and Ape-X actors are Ray actors of their own"),
 ]  # fmt: skip
 
 
