@@ -24,6 +24,10 @@ aggregates of the published per-game means over the same games.
 - Logs: ``OUTPUT_DIR/logs/GAME-seedS.log`` (stdout and stderr of each training process).
 - Ctrl-C or SIGTERM: each running training gets SIGTERM (it checkpoints and exits), the report is
   written for the runs that finished, and the suite exits 130/143; run it again to continue.
+
+This loop runs on one machine without Ray. With Ray (``pip install -e .[distributed]``), and on a
+cluster, ``python -m scripts.sweep --suite atari100k --preset drq --seeds 1,2,3 --address auto``
+runs the same benchmark as Ray tasks and writes the same table (``scripts/sweep.py``).
 """
 
 from __future__ import annotations
