@@ -61,6 +61,16 @@ def exit_on_signals_while_loading() -> None:
         signal.signal(sig, on_signal)
 
 
+def split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``argv`` cut at the first ``--``: the script's own flags, and the flags it passes on to
+    every ``scripts.train`` call (the suites, sweeps and soak runs)."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
+
+
 def one_line(message: object) -> str:
     """``message`` as a single line (inner newlines become spaces)."""
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())

@@ -49,7 +49,7 @@ import numpy as np
 
 from agents.evaluation.statistics import aggregate, bootstrap_intervals
 from envs.atari100k import EIGHT_GAMES, GAMES, PUBLISHED, SCORE_SET, game_name, normalized, table
-from scripts._cli import ArgumentParser, cli_main
+from scripts._cli import ArgumentParser, cli_main, split_passthrough
 
 PROG = "atari100k"
 SUITES = {"atari100k": GAMES, "eight": EIGHT_GAMES}
@@ -442,11 +442,7 @@ def write_report(output_dir: Path, report: dict[str, Any]) -> str:
 
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1 :]
+    argv, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.jobs < 1:
         raise ValueError(f"--jobs: {args.jobs} is not accepted; use an integer >= 1")

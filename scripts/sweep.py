@@ -58,7 +58,7 @@ from pathlib import Path
 from envs.atari100k import GAMES as ATARI_100K_GAMES
 from scripts import sweep_plan, sweep_report
 from scripts import sweep_tasks as tasks
-from scripts._cli import ArgumentParser, cli_main
+from scripts._cli import ArgumentParser, cli_main, split_passthrough
 
 PROG = "sweep"
 SUITES = {"atari100k": ATARI_100K_GAMES}
@@ -229,11 +229,7 @@ def count_states(runs: Sequence[sweep_plan.SweepRun], failures: dict[str, dict])
 
 @cli_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1 :]
+    argv, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from agents.dqn.presets import PRESETS
     from scripts.atari100k import parse_seeds
