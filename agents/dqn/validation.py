@@ -40,14 +40,9 @@ def validate(config: TrainConfig, machine: bool = True) -> None:
                 f"x {config.num_envs} envs with --actor-chunk-steps {config.actor_chunk_steps}; "
                 f"use at least {least * streams} ({least} slots per stream)"
             )
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ValueError(
-                f"--num-actors: {config.num_actors} actors run on Ray, which is not installed; "
-                "install the distributed extra (pip install -e .[distributed]) or use "
-                "--num-actors 0"
-            ) from None
+        from agents.distributed.pool import require_ray
+
+        require_ray()  # one line saying how to install it
     elif config.address is not None:
         raise ValueError(
             f"--address: {config.address!r} names a Ray cluster for Ape-X actors, but "
