@@ -14,6 +14,12 @@ Protocols:
   game's raw score is reported, episodes capped at 27,000 agent steps = 108,000 frames
   (`max_steps_per_episode = 27000`), no FIRE on reset (Dopamine's `AtariPreprocessing` presses
   none). Its evaluation (`agents.evaluation.evaluate`): epsilon 0.001, 100 episodes after training.
+  Two differences from that code, kept so that every game of one table runs one protocol: its
+  runner starts a game with 0..29 no-op *agent steps* (`randint(0, max_noops)` steps of 4 frames,
+  `atari_100k_runner._initialize_episode`), here 1..30 no-op frames as under `nature`; and it
+  zeroes the agent's frame stack at every lost life (`reset_one` on a life-loss terminal, in
+  training and evaluation, its replay starting a new stack there), where here the stack carries
+  on across a lost life, as the game does.
 
 `mode="train"` adds the training signals (life-loss terminal under `nature`, reward sign);
 `mode="eval"` reports the raw game. Episode statistics are always the raw game score and length
