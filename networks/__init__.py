@@ -4,6 +4,7 @@ from networks.activations import make_activation
 from networks.cnn import LeNet5, NatureCNN
 from networks.distributional import categorical_projection
 from networks.heads import ClassifierHead, DistributionalHead, DuelingHead, Network, QHead
+from networks.init import WEIGHT_INITS, initialize
 from networks.mlp import MLP
 from networks.noisy import NoisyLinear, reset_noise
 
@@ -17,7 +18,9 @@ __all__ = [
     "Network",
     "NoisyLinear",
     "QHead",
+    "WEIGHT_INITS",
     "categorical_projection",
+    "initialize",
     "make_activation",
     "reset_noise",
 ]

@@ -43,6 +43,7 @@ BAD_TRAIN = [
         "--protocol: 'deepmind' is not accepted; use one of nature, machado, atari100k",
     ),
     (["--loss", "l1"], "--loss: 'l1' is not accepted; use one of huber, mse"),
+    (["--weight-init", "he"], "--weight-init: 'he' is not accepted; use one of torch, xavier"),
     (["--optimizer", "sgd"], "--optimizer: 'sgd' is not accepted; use one of adam, rmsprop"),
     (
         ["--wandb-mode", "cloud"],

@@ -28,6 +28,7 @@ from networks import (
     NatureCNN,
     Network,
     QHead,
+    initialize,
     reset_noise,
 )
 
@@ -66,6 +67,7 @@ def build_q_network(
       Atari-100k DER and DrQ(epsilon) runs): one 512-unit layer after the convolutions, noisy when
       noisy, shared by the streams, whose output layers follow it directly.
     Flat vectors: an MLP torso of ``hidden`` widths and a head without hidden layers.
+    Initial weights: ``weight_init`` (``networks.init``).
     """
     c = config or TrainConfig()
     head_hidden = 0
@@ -90,7 +92,10 @@ def build_q_network(
         head = DuelingHead(width, num_actions, **noise)
     else:
         head = QHead(width, num_actions, **noise)
-    return Network(torso, head)
+    network = Network(torso, head)
+    if c.weight_init != "torch":  # torch's defaults were drawn as the layers were built
+        initialize(network, c.weight_init)
+    return network
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -256,8 +261,9 @@ class DQNAgent:
     def reset_head(self) -> int:
         """Re-initialise the layers after the convolutions (the torso's fully connected layer when
         it has one, and the head) of the online network, give the target the same new weights,
-        and drop those parameters' optimizer state (Nikishin et al. 2022); the initialisation is
-        drawn from a seed of the agent's generator. Returns the number of parameters reset."""
+        and drop those parameters' optimizer state (Nikishin et al. 2022); the initialisation
+        (the config's ``weight_init``) is drawn from a seed of the agent's generator. Returns the
+        number of parameters reset."""
         parts = [self.online.head]
         targets = [self.target.head]
         if isinstance(getattr(self.online.torso, "fc", None), nn.Module):
@@ -271,6 +277,8 @@ class DQNAgent:
                 for layer in part.modules():
                     if hasattr(layer, "reset_parameters"):
                         layer.reset_parameters()
+                if self.config.weight_init != "torch":
+                    initialize(part, self.config.weight_init)
         reset = 0
         for part, target in zip(parts, targets):
             for p, t in zip(part.parameters(), target.parameters()):

@@ -127,6 +127,11 @@ class TrainConfig:
     by the value and advantage streams (noisy under --noisy), then the output layers, as
     Dopamine's FullRainbowNetwork (the network of the published Atari-100k DER and DrQ(epsilon)
     runs); off: each stream has its own 512-unit layer (Wang 2016, Hessel 2018)."""
+    weight_init: Literal["torch", "xavier"] = "torch"
+    """Initial weights of the convolutional and linear layers (noisy layers keep their own), at
+    the start and at each reset: torch (PyTorch's defaults, uniform biases) or xavier
+    (Glorot-uniform weights, zero biases: Dopamine's JAX networks, behind the published
+    Atari-100k DER and DrQ(epsilon) runs)."""
     prioritized: bool = False
     """Proportional prioritized replay (Schaul 2016)."""
     priority_alpha: float = 0.5
@@ -241,7 +246,7 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
     "algorithm": (
         "buffer_size", "batch_size", "learning_starts", "train_frequency", "gradient_steps",
         "gamma", "loss", "optimizer", "learning_rate", "optimizer_eps", "rmsprop_alpha",
-        "max_grad_norm", "target_update_steps", "tau", "reset_every_steps", "hidden",
+        "max_grad_norm", "target_update_steps", "tau", "reset_every_steps", "hidden", "weight_init",
         "epsilon_start", "epsilon_end",
         "epsilon_decay_steps", "epsilon_decay_fraction", "epsilon_decay_start", "augment",
         "augment_pad", "augment_intensity",

@@ -60,7 +60,10 @@ Preset sources:
   FullRainbowNetwork without noise (Nature convolutions, one shared 512-unit layer, dueling value
   and advantage output layers: ``shared_hidden``); protocol ``atari100k`` (no sticky actions,
   life loss terminal in training, 27,000-step episodes) with 100 evaluation episodes after 100k
-  agent steps (``Runner.training_steps = 100000``, ``num_eval_episodes = 100``).
+  agent steps (``Runner.num_iterations = 10`` x ``training_steps = 10_000``;
+  ``num_eval_episodes = 100``). Not matched: the initial weights are PyTorch's defaults, where
+  Dopamine draws Glorot-uniform weights and zero biases (``--weight-init xavier``), and the two
+  runner details written down in ``envs.atari``.
 - ``apex``: Ape-X DQN, Horgan et al. 2018, "Distributed Prioritized Experience Replay", Section
   4.1 and Appendix C (Atari): actor i of N explores with epsilon 0.4^(1 + 7 i / (N - 1))
   (``actor_epsilon`` 0.4, ``actor_epsilon_alpha`` 7); actors send their data in blocks of 50
