@@ -218,6 +218,27 @@ def train_command(
     return cmd + list(extra)
 
 
+def check_settings(runs: Sequence[Run], args: argparse.Namespace, extra: Sequence[str]) -> None:
+    """Refuse, before any work, runs already in the output directory that were started with
+    other settings than this command gives (``--preset`` and the flags after ``--``): they would
+    be skipped or resumed, and their results reported, as this preset's."""
+    from agents.run.directory import started_otherwise
+    from scripts.train import parse_config
+
+    for run in runs:
+        if not (run.path / "config.json").is_file():
+            continue
+        wanted, _ = parse_config(train_command(run, "new", args, extra)[3:])
+        difference = started_otherwise(run.path, wanted)
+        if difference is not None:
+            raise ValueError(
+                f"{run.path} holds a run started with other settings than --preset "
+                f"{args.preset}{' and the flags after --' if extra else ''}: {difference}; give "
+                "the settings it was started with (after --) to continue or report it, or "
+                "another --output-dir"
+            )
+
+
 def set_aside(path: Path) -> Path:
     """Rename a run directory that holds no checkpoint (nothing to resume) out of the way."""
     target = path.with_name(f"{path.name}.abandoned-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -460,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     games = select_games(args.games, args.suite)
     seeds = parse_seeds(args.seeds)
     runs = [Run(g, s, args.output_dir / g / f"seed{s}") for g in games for s in seeds]
+    check_settings(runs, args, extra)
     code = 0
     if not args.report:
         todo = [r for r in runs if run_state(r.path) != "finished"]

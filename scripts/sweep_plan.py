@@ -314,8 +314,10 @@ def check_cells(runs: Sequence[SweepRun], plan: Plan, machine: bool = True) -> N
     checked by ``agents.dqn.validation.validate``; the first bad cell stops the sweep in one
     line naming the run, before any run starts. ``machine``: also check what this machine must
     have (devices, memory); off when the runs go to a cluster, whose nodes check their own.
-    A run must end with a final evaluation: the table is made of them."""
+    A run must end with a final evaluation: the table is made of them. A cell whose directory
+    holds a run started with other settings is refused (``started_otherwise``)."""
     from agents.dqn.validation import validate
+    from agents.run.directory import started_otherwise
     from scripts.train import parse
 
     for run in runs:
@@ -334,6 +336,14 @@ def check_cells(runs: Sequence[SweepRun], plan: Plan, machine: bool = True) -> N
             validate(config, machine=machine)
         except ValueError as error:
             raise ValueError(f"{run.name}: {one_line(error)}") from None
+        difference = started_otherwise(run.path, config)
+        if difference is not None:  # it would be skipped or resumed as this sweep's cell
+            raise ValueError(
+                f"{run.name}: {run.path} holds a run started with other settings than this "
+                f"sweep gives it: {difference}; give the settings it was started with "
+                "(--preset, --set, the flags after --) to continue or report it, or another "
+                "--output-dir"
+            )
         cuda = [n for n in ("device", "replay_device") if getattr(config, n).startswith("cuda")]
         if cuda and plan.gpus_per_run == 0:
             given = f"--{cuda[0].replace('_', '-')} {getattr(config, cuda[0])}"

@@ -9,6 +9,8 @@ from argparse import Namespace
 import numpy as np
 import pytest
 
+from agents.dqn.presets import preset
+from agents.run.checkpoint import config_to_dict
 from envs import atari100k
 from envs.scores import human_score, random_score
 from scripts import atari100k as suite
@@ -48,8 +50,11 @@ def test_game_names_and_normalization():
 
 
 def write_run(path, game, seed, mean_return, total=100_000, episodes=100, **extra):
+    """A finished run as ``scripts.train --preset drq`` leaves it: its full config.json and a
+    summary with the final evaluation."""
     path.mkdir(parents=True)
-    (path / "config.json").write_text(json.dumps({"env": game, "total_steps": total}))
+    config = preset("drq").replace(env=game, seed=seed, total_steps=total, output_dir=str(path))
+    (path / "config.json").write_text(json.dumps(config_to_dict(config)))
     summary = {"env": game, "preset": "drq", "protocol": "atari100k", "seed": seed,
                "global_step": total, "sps": 50.0, "eval_mean_return": mean_return,
                "eval_episodes": episodes, "eval_epsilon": 0.001, **extra}  # fmt: skip
@@ -214,3 +219,29 @@ def test_a_run_stopped_during_its_final_evaluation_gets_it_from_scripts_evaluate
     (result,) = suite.collect([run])["Pong"]
     assert result["hns"] == pytest.approx(0.5) and result["source"] == "evaluate"
     assert (result["episodes"], result["epsilon"]) == (100, 0.001)
+
+
+def test_runs_started_with_other_settings_are_refused_before_any_work(tmp_path, capsys):
+    """A directory of drq runs is neither reported nor continued as another preset's, nor with
+    other flags after --; the refusal names the run, the first differing setting and both
+    values, and writes nothing."""
+    write_run(tmp_path / "Pong" / "seed1", "Pong", 1, -3.05)
+    base = ["--games", "Pong", "--seeds", "1", "--output-dir", str(tmp_path),
+            "--bootstrap-reps", "200"]  # fmt: skip
+    refusals = [
+        (["--preset", "der", "--report"], 'preset is "drq" there, "der" here (and '),
+        (["--report", "--", "--n-step", "3"], "n_step is 10 there, 3 here; give the settings"),
+        (["--", "--weight-init", "xavier"], 'weight_init is "torch" there, "xavier" here'),
+    ]
+    for args, words in refusals:
+        assert suite.main(base + args) == 2, args
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'Pong' / 'seed1'} holds a run started with other settings" in err
+        assert words in err and err.count("\n") == 1, err
+        assert not (tmp_path / "report.md").exists() and not (tmp_path / "logs").exists()
+    # settings a resume may change (threads, replay saving, the number of final episodes) and
+    # the same values given again are the same run
+    same = ["--report", "--torch-threads", "2", "--", "--n-step", "10", "--final-eval-episodes",
+            "30", "--no-save-replay"]  # fmt: skip
+    assert suite.main(base + same) == 0
+    assert json.loads((tmp_path / "report.json").read_text())["rows"][0]["ours"] == -3.05

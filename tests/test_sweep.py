@@ -576,3 +576,27 @@ def test_sigterm_stops_every_run_with_its_checkpoint_and_the_same_command_resume
         )
         for run in runs
     ]  # fmt: skip
+
+
+def test_a_cell_whose_directory_holds_a_run_of_other_settings_is_refused(tmp_path, capsys):
+    """A sweep never skips, resumes or reports a run started with other settings as its cell:
+    another preset or other flags after -- are refused before any work, naming the setting."""
+    from agents.dqn.presets import preset
+    from agents.run.checkpoint import config_to_dict
+
+    out = tmp_path / "out"
+    path = out / "CartPole-v1" / "seed1"
+    path.mkdir(parents=True)
+    config = preset("cartpole").replace(env="CartPole-v1", seed=1, output_dir=str(path))
+    (path / "config.json").write_text(json.dumps(config_to_dict(config)))
+    argv = ["--games", "CartPole-v1", "--output-dir", str(out), "--dry-run"]
+    assert sweep.main([*argv, "--preset", "cartpole"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("CartPole-v1-seed1  new  ")
+    for args, words in [
+        (["--preset", "cartpole-rainbow"], 'preset is "cartpole" there, "cartpole-rainbow" here'),
+        (["--preset", "cartpole", "--", "--gamma", "0.9"], "gamma is 0.99 there, 0.9 here"),
+    ]:
+        assert sweep.main([*argv, *args]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, err
+        assert f"CartPole-v1-seed1: {path} holds a run started with other settings" in err

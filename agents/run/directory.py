@@ -367,6 +367,28 @@ def config_difference(ours: dict[str, Any], saved: dict[str, Any]) -> list[str]:
     return differ
 
 
+def started_otherwise(directory: Path, wanted: TrainConfig) -> str | None:
+    """When ``directory`` holds a run (its ``config.json``) started with other settings than
+    ``wanted``, beyond those a resume may change, the first difference as one phrase: "KEY is X
+    there, Y here" (and how many more); None when it holds no run or the same settings. Keys its
+    config.json lacks take their defaults, as ``read_run_config`` reads them. A suite or sweep
+    asks before reusing a directory, so results of other settings are never reported as its
+    own."""
+    from agents.run.checkpoint import config_to_dict
+
+    path = directory / "config.json"
+    if not path.is_file():
+        return None
+    saved = config_to_dict(read_run_config(path))
+    ours = config_to_dict(wanted)
+    differ = config_difference(ours, saved)
+    if not differ:
+        return None
+    key = differ[0]
+    more = f" (and {len(differ) - 1} more: {', '.join(differ[1:4])})" if differ[1:] else ""
+    return f"{key} is {json.dumps(saved[key])} there, {json.dumps(ours[key])} here{more}"
+
+
 def summary_step(directory: Path) -> int | None:
     """The global step of a finished run's summary.json (None: no summary, one written when a
     signal stopped the run, or one that cannot be read)."""
