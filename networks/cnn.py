@@ -3,6 +3,9 @@
 - ``NatureCNN``: Mnih et al. 2015, "Human-level control through deep reinforcement learning":
   conv 8x8 stride 4 (32), conv 4x4 stride 2 (64), conv 3x3 stride 1 (64), each ReLU, then a fully
   connected layer of 512 units with ReLU. The flatten size is inferred from the input shape.
+  ``padding``: valid, the paper's (84 -> 20 -> 9 -> 7), or same, TensorFlow's and flax's 'SAME'
+  (84 -> 21 -> 11 -> 11: 7,744 features), the default of flax's ``nn.Conv`` and so of
+  Dopamine's JAX networks, the FullRainbowNetwork of the published Atari-100k runs among them.
   ``features=0`` stops after the convolutions (3136 features at 84x84), for heads whose streams
   each have their own hidden layer (the dueling and Rainbow networks). ``noisy=True`` makes the
   512-unit layer a ``NoisyLinear`` (Dopamine's FullRainbowNetwork shares one noisy hidden layer
@@ -33,6 +36,37 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
+NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+"""The Nature-DQN convolutions as (output channels, kernel, stride), each followed by a ReLU."""
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) zero padding of TensorFlow's and flax's 'SAME' along one axis of ``size``
+    pixels: the output has ceil(size / stride) positions, and an odd total puts the extra pixel
+    after (84 -> 21 with kernel 8, stride 4: (2, 2); 21 -> 11 with kernel 4, stride 2: (1, 2))."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class SamePaddedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with 'SAME' zero padding for a known input size, asymmetric where 'SAME' is
+    (torch's own padding is symmetric): the symmetric part is the convolution's padding, the one
+    extra row or column after it is padded first."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: int, stride: int, size: tuple[int, int]
+    ) -> None:
+        (top, bottom), (left, right) = (same_padding(n, kernel, stride) for n in size)
+        super().__init__(in_channels, out_channels, kernel, stride, padding=(top, left))
+        self.extra = (0, right - left, 0, bottom - top)  # F.pad order: left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.extra):
+            x = F.pad(x, self.extra)
+        return super().forward(x)
+
+
 def _check_image_shape(input_shape: Sequence[int], name: str) -> tuple[int, int, int]:
     if len(input_shape) != 3 or any(int(s) < 1 for s in input_shape):
         raise ValueError(
@@ -52,22 +86,24 @@ class NatureCNN(nn.Module):
         features: int = 512,
         noisy: bool = False,
         sigma0: float = 0.5,
+        padding: str = "valid",
     ) -> None:
         super().__init__()
         c, h, w = _check_image_shape(input_shape, "NatureCNN")
-        self.convs = nn.Sequential(
-            nn.Conv2d(c, 32, kernel_size=8, stride=4),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=4, stride=2),
-            nn.ReLU(),
-            nn.Conv2d(64, 64, kernel_size=3, stride=1),
-            nn.ReLU(),
-            nn.Flatten(),
-        )
-        # Each conv shrinks the side as floor((n - k) / s) + 1; the smallest input is 36x36.
-        side_h, side_w = h, w
-        for k, s in ((8, 4), (4, 2), (3, 1)):
-            side_h, side_w = (side_h - k) // s + 1, (side_w - k) // s + 1
+        if padding not in ("valid", "same"):
+            raise ValueError(f"NatureCNN padding {padding!r} is not accepted; use valid or same")
+        layers: list[nn.Module] = []
+        side_h, side_w, channels = h, w, c
+        for out, k, s in NATURE_CONVS:
+            if padding == "same":  # ceil(n / s) positions
+                layers.append(SamePaddedConv2d(channels, out, k, s, (side_h, side_w)))
+                side_h, side_w = -(-side_h // s), -(-side_w // s)
+            else:  # floor((n - k) / s) + 1 positions; the smallest input is 36x36
+                layers.append(nn.Conv2d(channels, out, kernel_size=k, stride=s))
+                side_h, side_w = (side_h - k) // s + 1, (side_w - k) // s + 1
+            layers.append(nn.ReLU())
+            channels = out
+        self.convs = nn.Sequential(*layers, nn.Flatten())
         if side_h < 1 or side_w < 1:
             raise ValueError(
                 f"NatureCNN needs images of at least 36x36 pixels, got {h}x{w} "

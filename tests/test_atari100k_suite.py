@@ -231,7 +231,7 @@ def test_runs_started_with_other_settings_are_refused_before_any_work(tmp_path, 
     refusals = [
         (["--preset", "der", "--report"], 'preset is "drq" there, "der" here (and '),
         (["--report", "--", "--n-step", "3"], "n_step is 10 there, 3 here; give the settings"),
-        (["--", "--weight-init", "xavier"], 'weight_init is "torch" there, "xavier" here'),
+        (["--", "--weight-init", "torch"], 'weight_init is "xavier" there, "torch" here'),
     ]
     for args, words in refusals:
         assert suite.main(base + args) == 2, args

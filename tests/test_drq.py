@@ -186,15 +186,17 @@ def test_der_preset_value_by_value():
 
 
 def test_drq_network_is_dopamines_full_rainbow_network_without_noise():
-    """Nature convolutions, one shared 512-unit layer, then V (1) and A (6) output layers."""
+    """Nature convolutions with 'SAME' padding (11 x 11 x 64 = 7,744 features), one shared
+    512-unit layer, then V (1) and A (6) output layers."""
     net = build_q_network((4, 84, 84), 6, config=preset("drq"))
-    expected = CONV_PARAMS + linear_params(FLAT, 512) + linear_params(512, 1)
+    same = 11 * 11 * 64
+    expected = CONV_PARAMS + linear_params(same, 512) + linear_params(512, 1)
     expected += linear_params(512, 6)
-    assert expected == 77_984 + 1_606_144 + 513 + 3_078 == 1_687_719
+    assert expected == 77_984 + 3_965_440 + 513 + 3_078 == 4_047_015
     assert sum(p.numel() for p in net.parameters()) == expected
     shapes = sorted((m.in_features, m.out_features) for m in net.modules()
                     if isinstance(m, nn.Linear))  # fmt: skip
-    assert shapes == [(512, 1), (512, 6), (FLAT, 512)]
+    assert shapes == [(512, 1), (512, 6), (same, 512)]
     assert not any(isinstance(m, NoisyLinear) for m in net.modules())
 
 

@@ -37,9 +37,9 @@ def test_a_reset_renews_the_dense_layers_keeps_the_convolutions_and_their_optimi
     conv = list(agent.online.torso.convs.parameters())
     conv_state = {id(p): agent.optimizer.state[p]["exp_avg"].clone() for p in conv}
     reset = agent.reset_head()
-    # drq's network: the shared 3136 -> 512 layer, then dueling value 512 -> 1 and advantage
-    # 512 -> 6 output layers: 1,606,144 + 513 + 3,078 parameters
-    assert reset == 3136 * 512 + 512 + (512 + 1) + (512 * 6 + 6) == 1_609_735
+    # drq's network: the shared 7744 -> 512 layer ('SAME' convolutions), then dueling value
+    # 512 -> 1 and advantage 512 -> 6 output layers: 3,965,440 + 513 + 3,078 parameters
+    assert reset == 7744 * 512 + 512 + (512 + 1) + (512 * 6 + 6) == 3_969_031
     after = agent.online.state_dict()
     for key, value in after.items():
         changed = not torch.equal(value, online[key])

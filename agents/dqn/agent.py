@@ -67,14 +67,18 @@ def build_q_network(
       Atari-100k DER and DrQ(epsilon) runs): one 512-unit layer after the convolutions, noisy when
       noisy, shared by the streams, whose output layers follow it directly.
     Flat vectors: an MLP torso of ``hidden`` widths and a head without hidden layers.
-    Initial weights: ``weight_init`` (``networks.init``).
+    Convolution padding: ``conv_padding``; initial weights: ``weight_init`` (``networks.init``).
     """
     c = config or TrainConfig()
     head_hidden = 0
     if len(obs_shape) == 3:
         split = (c.dueling or c.noisy) and not c.shared_hidden
         torso: nn.Module = NatureCNN(
-            obs_shape, features=0 if split else HEAD_HIDDEN, noisy=c.noisy, sigma0=c.noisy_sigma0
+            obs_shape,
+            features=0 if split else HEAD_HIDDEN,
+            noisy=c.noisy,
+            sigma0=c.noisy_sigma0,
+            padding=c.conv_padding,
         )
         head_hidden = HEAD_HIDDEN if split else 0
     else:

@@ -127,6 +127,10 @@ class TrainConfig:
     by the value and advantage streams (noisy under --noisy), then the output layers, as
     Dopamine's FullRainbowNetwork (the network of the published Atari-100k DER and DrQ(epsilon)
     runs); off: each stream has its own 512-unit layer (Wang 2016, Hessel 2018)."""
+    conv_padding: Literal["valid", "same"] = "valid"
+    """Padding of the Nature convolutions: valid (Mnih 2015: 84x84 -> 7x7x64 = 3,136 features) or
+    same (TensorFlow's 'SAME', the default of flax's nn.Conv and so of Dopamine's JAX networks,
+    behind the published Atari-100k DER and DrQ(epsilon) runs: 84x84 -> 11x11x64 = 7,744)."""
     weight_init: Literal["torch", "xavier"] = "torch"
     """Initial weights of the convolutional and linear layers (noisy layers keep their own), at
     the start and at each reset: torch (PyTorch's defaults, uniform biases) or xavier
@@ -246,8 +250,8 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
     "algorithm": (
         "buffer_size", "batch_size", "learning_starts", "train_frequency", "gradient_steps",
         "gamma", "loss", "optimizer", "learning_rate", "optimizer_eps", "rmsprop_alpha",
-        "max_grad_norm", "target_update_steps", "tau", "reset_every_steps", "hidden", "weight_init",
-        "epsilon_start", "epsilon_end",
+        "max_grad_norm", "target_update_steps", "tau", "reset_every_steps", "hidden",
+        "conv_padding", "weight_init", "epsilon_start", "epsilon_end",
         "epsilon_decay_steps", "epsilon_decay_fraction", "epsilon_decay_start", "augment",
         "augment_pad", "augment_intensity",
     ),

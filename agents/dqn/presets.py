@@ -57,13 +57,16 @@ Preset sources:
   run (1M "as a proxy for unbounded memory"); augmentation of observation and next observation,
   each with its own draw (``data_augmentation = True``): pad 4 with edge pixels, random 84x84 crop
   (``agents.dqn.augment``), then intensity 1 + 0.05 clip(N(0, 1), -2, 2); network: Dopamine's
-  FullRainbowNetwork without noise (Nature convolutions, one shared 512-unit layer, dueling value
-  and advantage output layers: ``shared_hidden``); protocol ``atari100k`` (no sticky actions,
+  FullRainbowNetwork without noise (``dopamine/jax/networks.py``, since June 2021): the Nature
+  convolutions with flax's default 'SAME' padding (``conv_padding``: 84 -> 21 -> 11 -> 11, 7,744
+  features), one shared 512-unit layer, dueling value and advantage output layers
+  (``shared_hidden``), Glorot-uniform weights and zero biases (``kernel_init=xavier_uniform()``,
+  flax's zero bias: ``weight_init``); protocol ``atari100k`` (no sticky actions,
   life loss terminal in training, 27,000-step episodes) with 100 evaluation episodes after 100k
   agent steps (``Runner.num_iterations = 10`` x ``training_steps = 10_000``;
-  ``num_eval_episodes = 100``). Not matched: the initial weights are PyTorch's defaults, where
-  Dopamine draws Glorot-uniform weights and zero biases (``--weight-init xavier``), and the two
-  runner details written down in ``envs.atari``.
+  ``num_eval_episodes = 100``). Not matched: the two runner details written down in
+  ``envs.atari``. Until 2026-12-03 drq ran the paper's 'VALID' convolutions (3,136 features) with
+  PyTorch's initial weights (``--conv-padding valid --weight-init torch`` repeat it).
 - ``apex``: Ape-X DQN, Horgan et al. 2018, "Distributed Prioritized Experience Replay", Section
   4.1 and Appendix C (Atari): actor i of N explores with epsilon 0.4^(1 + 7 i / (N - 1))
   (``actor_epsilon`` 0.4, ``actor_epsilon_alpha`` 7); actors send their data in blocks of 50
@@ -230,6 +233,8 @@ def drq() -> TrainConfig:
         double_dqn=True,
         dueling=True,
         shared_hidden=True,
+        conv_padding="same",
+        weight_init="xavier",
         augment=True,
         augment_pad=4,
         augment_intensity=0.05,
