@@ -126,7 +126,8 @@ class TrainConfig:
     """Images with --dueling or --noisy: one 512-unit hidden layer after the convolutions shared
     by the value and advantage streams (noisy under --noisy), then the output layers, as
     Dopamine's FullRainbowNetwork (the network of the published Atari-100k DER and DrQ(epsilon)
-    runs); off: each stream has its own 512-unit layer (Wang 2016, Hessel 2018)."""
+    runs; with --conv-padding same and --weight-init xavier, exactly it); off: each stream has
+    its own 512-unit layer (Wang 2016, Hessel 2018)."""
     conv_padding: Literal["valid", "same"] = "valid"
     """Padding of the Nature convolutions: valid (Mnih 2015: 84x84 -> 7x7x64 = 3,136 features) or
     same (TensorFlow's 'SAME', the default of flax's nn.Conv and so of Dopamine's JAX networks,
