@@ -15,6 +15,9 @@ machine it ran on. Suites:
 - `all`: env-only, update-only (eager and compiled), replay sampling, end-to-end fast path for
   N = 1, 4, 8, 16 envs with the update's share of the step time, peak memory, on the training
   device (see `scripts/bench_all.py`).
+- `drq`: the `drq` update (and a batch-1 forward) on Dopamine's network ('SAME' convolutions,
+  7,744 features) against the paper's 'VALID' one, in alternating rounds (see
+  `scripts/bench_drq.py`).
 - `distributed`: Ape-X agent steps per second with 1, 2 and 4 Ray actors on fake-pixels and
   Breakout against the single-process loop, learner updates per second, bytes shipped per
   transition (see `scripts/bench_distributed.py`; needs the distributed extra).
@@ -59,6 +62,12 @@ def all_suite(steps: int | None = None) -> Results:
     return run(steps)
 
 
+def drq_suite(steps: int | None = None) -> Results:
+    from scripts.bench_drq import drq_suite as run
+
+    return run(steps)
+
+
 def distributed_suite(steps: int | None = None) -> Results:
     from scripts.bench_distributed import distributed_suite as run
 
@@ -71,6 +80,7 @@ SUITES: dict[str, Callable[[int | None], Results]] = {
     "rainbow": rainbow_suite,
     "all": all_suite,
     "distributed": distributed_suite,
+    "drq": drq_suite,
 }
 
 
