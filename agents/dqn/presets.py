@@ -39,7 +39,8 @@ Preset sources:
   once after training. Network: Rainbow's (each stream its own noisy 512-unit layer, Hessel et
   al. 2018); van Hasselt et al.'s table shrinks it (Kaixhin/Rainbow runs DER with
   ``--architecture data-efficient --hidden-size 256``: two 5x5 stride-5 convolutions and 256
-  hidden units), and Dopamine's DER.gin runs its FullRainbowNetwork (``shared_hidden``).
+  hidden units), and Dopamine's DER.gin runs its FullRainbowNetwork (``shared_hidden`` with
+  ``conv_padding="same"`` and ``weight_init="xavier"``).
 - ``drq``: DrQ(epsilon) for Atari 100k (Kostrikov et al. 2020, "Image augmentation is all you
   need"; hyperparameters tuned by Agarwal et al. 2021, "Deep RL at the edge of the statistical
   precipice", Appendix, whose 100-run scores are the published DrQ(epsilon) column), value by
