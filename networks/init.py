@@ -19,19 +19,19 @@ WEIGHT_INITS = ("torch", "xavier")
 
 
 def initialize(module: nn.Module, scheme: str) -> nn.Module:
-    """Re-draw the weights and biases of every ``nn.Linear`` and ``nn.Conv2d`` in ``module`` under
-    ``scheme`` (one of ``WEIGHT_INITS``), from torch's global generator; returns ``module``."""
+    """Apply ``scheme`` (one of ``WEIGHT_INITS``) to the ``nn.Linear`` and ``nn.Conv2d`` layers of
+    ``module`` whose own ``reset_parameters`` has just drawn PyTorch's defaults (a new network, or
+    layers being reset): nothing to redraw for ``torch``; for ``xavier`` their weights are redrawn
+    from torch's global generator and their biases zeroed. Returns ``module``."""
     if scheme not in WEIGHT_INITS:
         raise ValueError(
             f"weight init {scheme!r} is not accepted; use one of {', '.join(WEIGHT_INITS)}"
         )
+    if scheme == "torch":
+        return module
     for layer in module.modules():
-        if not isinstance(layer, (nn.Linear, nn.Conv2d)):
-            continue
-        if scheme == "torch":
-            layer.reset_parameters()
-            continue
-        nn.init.xavier_uniform_(layer.weight)
-        if layer.bias is not None:
-            nn.init.zeros_(layer.bias)
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
     return module

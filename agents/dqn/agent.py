@@ -96,10 +96,7 @@ def build_q_network(
         head = DuelingHead(width, num_actions, **noise)
     else:
         head = QHead(width, num_actions, **noise)
-    network = Network(torso, head)
-    if c.weight_init != "torch":  # torch's defaults were drawn as the layers were built
-        initialize(network, c.weight_init)
-    return network
+    return initialize(Network(torso, head), c.weight_init)
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -281,8 +278,7 @@ class DQNAgent:
                 for layer in part.modules():
                     if hasattr(layer, "reset_parameters"):
                         layer.reset_parameters()
-                if self.config.weight_init != "torch":
-                    initialize(part, self.config.weight_init)
+                initialize(part, self.config.weight_init)
         reset = 0
         for part, target in zip(parts, targets):
             for p, t in zip(part.parameters(), target.parameters()):
