@@ -34,13 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from scripts._cli import one_line
-from scripts.atari100k import (
-    evaluate_command,
-    final_result,
-    read_json,
-    run_state,
-    set_aside,
-)
+from scripts.atari100k import evaluate_command, set_aside
+from scripts.atari100k_report import final_result, read_json, run_state
 
 STATES = ("new", "interrupted", "trained", "finished")
 """The states of a run's directory, in the order the counts show them."""
@@ -360,7 +355,7 @@ def check_cells(runs: Sequence[SweepRun], plan: Plan, machine: bool = True) -> N
 
 # -- the state of a run's directory ------------------------------------------------------------
 def result_of(path: Path) -> dict[str, Any] | None:
-    """The final evaluation of the run in ``path`` (``scripts.atari100k.final_result``), also
+    """The final evaluation of the run in ``path`` (``scripts.atari100k_report.final_result``), also
     for a run that ended early by reaching ``--stop-at-return`` (a summary with
     ``solved_at_step``); None before it has one."""
     result = final_result(path)
@@ -387,8 +382,8 @@ def result_of(path: Path) -> dict[str, Any] | None:
 
 
 def state_of(path: Path) -> str:
-    """``scripts.atari100k.run_state`` ('finished', 'trained', 'interrupted', 'new'), with a run
-    solved early (``result_of``) finished too."""
+    """``scripts.atari100k_report.run_state`` ('finished', 'trained', 'interrupted', 'new'), with
+    a run solved early (``result_of``) finished too."""
     return "finished" if result_of(path) is not None else run_state(path)
 
 

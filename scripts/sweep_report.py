@@ -53,17 +53,18 @@ def planned_config(run: SweepRun, plan: Plan) -> Any:
 def atari100k_sections(
     runs: Sequence[SweepRun], plan: Plan, reps: int = 2000, suite: str | None = None
 ) -> list[dict[str, Any]]:
-    """The Atari 100k table of each group of swept values, as ``scripts.atari100k.build_report``
-    makes it (per game the published columns beside our mean return and HNS; our mean, median
-    and IQM with stratified-bootstrap intervals beside the published aggregates over the same
-    games), when every game of the sweep is an Atari-100k game and the group's runs use the
-    atari100k protocol, or for every group with ``suite='atari100k'``. Each section also holds
-    the group, its values, and the protocol and agent steps of its runs (``ours_protocol``,
-    ``ours_total_steps``; None when the flags make no config) so that the markdown says when
-    they are not the benchmark's. Empty for any other sweep."""
+    """The Atari 100k table of each group of swept values, as
+    ``scripts.atari100k_report.build_report`` makes it (per game the published columns beside
+    our mean return and HNS; our mean, median and IQM with stratified-bootstrap intervals beside
+    the published aggregates over the same games), when every game of the sweep is an Atari-100k
+    game and the group's runs use the atari100k protocol, or for every group with
+    ``suite='atari100k'``. Each section also holds the group, its values, and the protocol and
+    agent steps of its runs (``ours_protocol``, ``ours_total_steps``; None when the flags make no
+    config) so that the markdown says when they are not the benchmark's. Empty for any other
+    sweep."""
     from envs.atari100k import game_name
-    from scripts.atari100k import Run
-    from scripts.atari100k import build_report as table_report
+    from scripts.atari100k_report import Run
+    from scripts.atari100k_report import build_report as table_report
 
     games = list(dict.fromkeys(run.game for run in runs))
     try:
@@ -111,9 +112,10 @@ def _protocol_note(section: dict[str, Any]) -> str | None:
 
 
 def render_atari100k(section: dict[str, Any]) -> str:
-    """One group's Atari 100k table: ``scripts.atari100k.render_markdown`` under a second-level
-    heading naming the preset and the group's values, with ``_protocol_note`` below it."""
-    from scripts.atari100k import render_markdown as render_table
+    """One group's Atari 100k table: ``scripts.atari100k_report.render_markdown`` under a
+    second-level heading naming the preset and the group's values, with ``_protocol_note`` below
+    it."""
+    from scripts.atari100k_report import render_markdown as render_table
 
     lines = render_table({**section, "preset": section["label"]}).splitlines()
     lines[0] = "#" + lines[0]

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts._cli import one_line
-from scripts.atari100k import read_json
+from scripts.atari100k_report import read_json
 from scripts.sweep_plan import (
     Plan,
     SweepRun,

@@ -14,6 +14,7 @@ from agents.run.checkpoint import config_to_dict
 from envs import atari100k
 from envs.scores import human_score, random_score
 from scripts import atari100k as suite
+from scripts import atari100k_report as tables
 
 
 def test_reference_table_is_the_projects_copy_with_its_published_aggregates():
@@ -26,13 +27,13 @@ def test_reference_table_is_the_projects_copy_with_its_published_aggregates():
         assert (rows[game]["random"], rows[game]["human"]) == (random_score(game),
                                                                human_score(game))  # fmt: skip
     everything = atari100k.GAMES
-    agg = suite.published_aggregates(everything)
+    agg = tables.published_aggregates(everything)
     assert round(agg["der"]["mean"], 3) == 0.285 and round(agg["der"]["median"], 3) == 0.161
     assert round(agg["drq_eps"]["mean"], 3) == 0.465
     assert round(agg["spr"]["mean"], 3) == 0.616 and round(agg["spr"]["median"], 3) == 0.396
     assert round(agg["bbf"]["mean"], 3) == 2.247 and round(agg["bbf"]["median"], 3) == 0.917
     # the published means on the README's 8 games
-    eight = suite.published_aggregates(atari100k.EIGHT_GAMES)
+    eight = tables.published_aggregates(atari100k.EIGHT_GAMES)
     assert (round(eight["drq_eps"]["mean"], 3), round(eight["drq_eps"]["median"], 3)) == (
         0.538, 0.488,
     )  # fmt: skip
@@ -69,11 +70,11 @@ def test_report_arithmetic_on_made_up_results(tmp_path):
         ("Breakout", 1): 1.7,  # HNS 0.0; seed 2 never finished
     }  # fmt: skip
     games = ["Boxing", "Breakout", "Pong", "Seaquest"]  # Seaquest: no run at all
-    runs = [suite.Run(g, s, tmp_path / g / f"seed{s}") for g in games for s in (1, 2)]
+    runs = [tables.Run(g, s, tmp_path / g / f"seed{s}") for g in games for s in (1, 2)]
     for (game, seed), value in results.items():
         write_run(tmp_path / game / f"seed{seed}", game, seed, value)
     (tmp_path / "Breakout" / "seed2" / "checkpoints").mkdir(parents=True)  # interrupted
-    report = suite.build_report(games, runs, "drq", reps=500)
+    report = tables.build_report(games, runs, "drq", reps=500)
     rows = {row["game"]: row for row in report["rows"]}
     assert rows["Pong"]["ours"] == pytest.approx((14.6 - 3.05) / 2)
     assert rows["Pong"]["ours_hns"] == pytest.approx(0.75)
@@ -97,7 +98,7 @@ def test_report_arithmetic_on_made_up_results(tmp_path):
     same = agg["published_same_games"]["drq_eps"]
     hns = sorted(rows[g]["drq_eps_hns"] for g in ("Boxing", "Breakout", "Pong"))
     assert same["mean"] == pytest.approx(np.mean(hns)) and same["median"] == hns[1]
-    text = suite.render_markdown(report)
+    text = tables.render_markdown(report)
     assert (
         "| Pong | -20.7 | 14.6 | -19.3 | -9.1 | -5.4 | 16.7 | 5.8 | 1,2 | 100,100 | 0.750 |" in text
     )
@@ -108,8 +109,8 @@ def test_report_arithmetic_on_made_up_results(tmp_path):
 
 def test_run_states_and_the_commands_that_start_or_resume_them(tmp_path):
     args = Namespace(preset="drq", torch_threads=1, no_save_replay=False)
-    new = suite.Run("Pong", 1, tmp_path / "Pong" / "seed1")
-    assert suite.run_state(new.path) == "new"
+    new = tables.Run("Pong", 1, tmp_path / "Pong" / "seed1")
+    assert tables.run_state(new.path) == "new"
     cmd = suite.train_command(new, "new", args, ["--total-steps", "500"])
     assert cmd[:3] == [sys.executable, "-m", "scripts.train"]
     assert cmd[3:] == ["--preset", "drq", "--env", "Pong", "--seed", "1", "--output-dir",
@@ -117,23 +118,23 @@ def test_run_states_and_the_commands_that_start_or_resume_them(tmp_path):
                        "--total-steps", "500"]  # fmt: skip
     (new.path / "checkpoints").mkdir(parents=True)
     (new.path / "checkpoints" / "step_000000020000.pt").write_bytes(b"")
-    assert suite.run_state(new.path) == "interrupted"
+    assert tables.run_state(new.path) == "interrupted"
     no_replay = Namespace(**{**vars(args), "no_save_replay": True})
     cmd = suite.train_command(new, "interrupted", no_replay, [])
     assert cmd[3:] == ["--resume", str(new.path), "--no-progress", "--torch-threads", "1"]
     # a stop by a signal writes a summary without an evaluation: still to be resumed
     (new.path / "summary.json").write_text(json.dumps({"global_step": 20_000,
                                                        "stopped_by": "SIGTERM"}))  # fmt: skip
-    assert suite.run_state(new.path) == "interrupted"
-    done = suite.Run("Boxing", 1, tmp_path / "Boxing" / "seed1")
+    assert tables.run_state(new.path) == "interrupted"
+    done = tables.Run("Boxing", 1, tmp_path / "Boxing" / "seed1")
     write_run(done.path, "Boxing", 1, 5.0)
-    assert suite.run_state(done.path) == "finished"
+    assert tables.run_state(done.path) == "finished"
     # a run extended with a larger --total-steps is not finished until it reaches it
     (done.path / "checkpoints").mkdir()
     (done.path / "checkpoints" / "step_000000100000.pt").write_bytes(b"")
-    assert suite.run_state(done.path) == "finished"
+    assert tables.run_state(done.path) == "finished"
     (done.path / "config.json").write_text(json.dumps({"total_steps": 200_000}))
-    assert suite.run_state(done.path) == "interrupted"
+    assert tables.run_state(done.path) == "interrupted"
 
 
 def test_a_directory_without_checkpoint_is_set_aside_not_deleted(tmp_path):
@@ -198,15 +199,15 @@ def test_suite_trains_a_tiny_real_run_then_skips_it(tmp_path, capsys):
 
 
 def test_a_run_stopped_during_its_final_evaluation_gets_it_from_scripts_evaluate(tmp_path):
-    run = suite.Run("Pong", 2, tmp_path / "Pong" / "seed2")
+    run = tables.Run("Pong", 2, tmp_path / "Pong" / "seed2")
     (run.path / "checkpoints").mkdir(parents=True)
     config = {"env": "Pong", "total_steps": 100_000, "final_eval_episodes": 100,
               "eval_max_steps": 27_000}  # fmt: skip
     (run.path / "config.json").write_text(json.dumps(config))
     (run.path / "checkpoints" / "step_000000080000.pt").write_bytes(b"")
-    assert suite.run_state(run.path) == "interrupted"
+    assert tables.run_state(run.path) == "interrupted"
     (run.path / "checkpoints" / "step_000000100000.pt").write_bytes(b"")
-    assert suite.run_state(run.path) == "trained"
+    assert tables.run_state(run.path) == "trained"
     cmd = suite.evaluate_command(run)
     assert cmd[1:] == ["-m", "scripts.evaluate", str(run.path), "--episodes", "100",
                        "--max-episode-frames", "108000", "--seed", "10002", "--output-dir",
@@ -215,8 +216,8 @@ def test_a_run_stopped_during_its_final_evaluation_gets_it_from_scripts_evaluate
     evaluation = {"env": "Pong", "mean_return": -3.05, "episodes": 100, "epsilon": 0.001,
                   "protocol": "atari100k", "global_step": 100_000}  # fmt: skip
     (run.path / "evaluation" / "summary.json").write_text(json.dumps(evaluation))
-    assert suite.run_state(run.path) == "finished"
-    (result,) = suite.collect([run])["Pong"]
+    assert tables.run_state(run.path) == "finished"
+    (result,) = tables.collect([run])["Pong"]
     assert result["hns"] == pytest.approx(0.5) and result["source"] == "evaluate"
     assert (result["episodes"], result["epsilon"]) == (100, 0.001)
 

@@ -1,0 +1,228 @@
+"""The Atari 100k table from run directories: which runs have finished, their final evaluations,
+and the per-game table with its aggregates (``report.md``, ``report.json``).
+
+A run lives in ``OUTPUT_DIR/GAME/seedS`` (``Run``); ``run_state`` says whether it is new,
+interrupted, trained (stopped during its final evaluation) or finished, from its files alone.
+``build_report`` puts each game's published columns (random, human, DER, DrQ(eps), SPR, BBF;
+``envs.atari100k``) beside the mean of its finished runs, and the mean, median and interquartile
+mean of the human-normalized scores with stratified-bootstrap 95% intervals
+(``agents.evaluation.statistics``) beside the same aggregates of the published per-game means.
+The suite (``scripts.atari100k``) and the sweep (``scripts.sweep``) write their tables with it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.evaluation.statistics import aggregate, bootstrap_intervals
+from envs.atari100k import PUBLISHED, SCORE_SET, normalized, table
+
+AGGREGATE_NAMES = ("mean", "median", "iqm")
+PROTOCOL_LINE = (
+    "atari100k protocol (Dopamine labs/atari_100k): 100k agent steps, no sticky actions, up to 30 "
+    "no-op starts, life loss terminal in training only, whole-game raw score, episodes capped at "
+    "27,000 agent steps, evaluation epsilon 0.001 after training"
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One game and seed of a suite, trained in ``path`` (``OUTPUT_DIR/GAME/seedS``)."""
+
+    game: str
+    seed: int
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.game}-seed{self.seed}"
+
+
+# -- the state of one run ---------------------------------------------------------------------
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def final_result(path: Path) -> dict[str, Any] | None:
+    """The final evaluation of the run in ``path`` once it has trained all its steps: from the
+    run's ``summary.json`` (``scripts.train``), else from ``evaluation/summary.json``
+    (``scripts.evaluate`` of its last checkpoint, for a run stopped during its final
+    evaluation); None before."""
+    total = (read_json(path / "config.json") or {}).get("total_steps", math.inf)
+    summary = read_json(path / "summary.json")
+    if summary is not None and "eval_mean_return" in summary and "stopped_by" not in summary:
+        if summary.get("global_step", 0) >= total:
+            return {"mean_return": float(summary["eval_mean_return"]),
+                    "episodes": summary.get("eval_episodes"),
+                    "epsilon": summary.get("eval_epsilon"), "protocol": summary.get("protocol"),
+                    "preset": summary.get("preset"), "global_step": summary["global_step"],
+                    "sps": summary.get("sps"), "source": "train"}  # fmt: skip
+    evaluation = read_json(path / "evaluation" / "summary.json")
+    if evaluation is not None and (evaluation.get("global_step") or 0) >= total:
+        return {"mean_return": float(evaluation["mean_return"]),
+                "episodes": evaluation.get("episodes"), "epsilon": evaluation.get("epsilon"),
+                "protocol": evaluation.get("protocol"), "preset": None,
+                "global_step": evaluation["global_step"], "sps": None,
+                "source": "evaluate"}  # fmt: skip
+    return None
+
+
+def newest_checkpoint_step(path: Path) -> int | None:
+    steps = [int(p.stem.split("_")[1]) for p in (path / "checkpoints").glob("step_*.pt")
+             if p.stem.split("_")[1].isdigit()]  # fmt: skip
+    return max(steps) if steps else None
+
+
+def run_state(path: Path) -> str:
+    """'finished' (its final evaluation is there), 'trained' (a checkpoint at the last step but
+    no final evaluation: the run was stopped while evaluating), 'interrupted' (a checkpoint to
+    resume) or 'new' (nothing to continue)."""
+    if final_result(path) is not None:
+        return "finished"
+    step = newest_checkpoint_step(path)
+    if step is None:
+        return "new"
+    total = (read_json(path / "config.json") or {}).get("total_steps", math.inf)
+    return "trained" if step >= total else "interrupted"
+
+
+# -- the report -------------------------------------------------------------------------------
+def collect(runs: list[Run]) -> dict[str, list[dict[str, Any]]]:
+    """Finished runs' results per game: [{seed, mean_return, episodes, hns, ...}]."""
+    results: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        if run_state(run.path) != "finished":
+            continue
+        result = final_result(run.path) or {}
+        sps = result.pop("sps") or 0.0
+        result.update(seed=run.seed, hns=normalized(run.game, result["mean_return"]),
+                      train_minutes=result["global_step"] / sps / 60 if sps else None,
+                      path=str(run.path))  # fmt: skip
+        results.setdefault(run.game, []).append(result)
+    return results
+
+
+def published_aggregates(games: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Mean, median and IQM of each published column's per-game human-normalized means over
+    ``games`` (the IQM of per-game means, not the papers' IQM over runs)."""
+    out = {}
+    for column in PUBLISHED:
+        scores = np.array([[normalized(g, table()[g][column]) for g in games]])
+        out[column] = {name: aggregate(scores, name) for name in AGGREGATE_NAMES}
+    return out
+
+
+def build_report(
+    games: Sequence[str], runs: list[Run], preset: str, reps: int = 2000
+) -> dict[str, Any]:
+    """The per-game table and the aggregates, as plain data (``report.json``)."""
+    results = collect(runs)
+    rows = []
+    for game in games:
+        ref = table()[game]
+        ours = results.get(game, [])
+        row: dict[str, Any] = {"game": game, **ref}
+        row.update({f"{c}_hns": normalized(game, ref[c]) for c in PUBLISHED})
+        row["runs"] = sorted(ours, key=lambda r: r["seed"])
+        if ours:
+            row["ours"] = float(np.mean([r["mean_return"] for r in ours]))
+            row["ours_hns"] = float(np.mean([r["hns"] for r in ours]))
+            row["ours_episodes"] = [r["episodes"] for r in row["runs"]]
+        rows.append(row)
+    done = [g for g in games if g in results]
+    aggregates: dict[str, Any] = {
+        "games_with_results": done,
+        "runs": sum(len(v) for v in results.values()),
+        "published_same_games": published_aggregates(done) if done else None,
+        "published_all_games": published_aggregates(games),
+    }
+    if done:
+        scores = {g: [r["hns"] for r in results[g]] for g in done}
+        intervals = bootstrap_intervals(scores, AGGREGATE_NAMES, reps=reps, seed=0)
+        aggregates["ours"] = {name: iv.as_dict() for name, iv in intervals.items()}
+    return {
+        "preset": preset, "protocol": PROTOCOL_LINE, "score_set": SCORE_SET,
+        "published_sources": PUBLISHED, "games": list(games), "rows": rows,
+        "aggregates": aggregates,
+    }  # fmt: skip
+
+
+def _num(x: float | None, digits: int = 1) -> str:
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    agg = report["aggregates"]
+    lines = [
+        f"# Atari 100k: `{report['preset']}` against the published per-game means",
+        "",
+        f"Protocol: {report['protocol']}. Human-normalized with the Atari-100k random and human "
+        "scores. Published columns: " + "; ".join(report["published_sources"].values()) + ".",
+        "",
+        "| game | random | human | DER | DrQ(eps) | SPR | BBF | ours | seeds | episodes "
+        "| ours HNS | DrQ(eps) HNS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        seeds = ",".join(str(r["seed"]) for r in row["runs"]) or "—"
+        episodes = ",".join(str(e) for e in row.get("ours_episodes", [])) or "—"
+        cells = [row["game"], _num(row["random"]), _num(row["human"])]
+        cells += [_num(row[c]) for c in PUBLISHED]
+        cells += [_num(row.get("ours")), seeds, episodes, _num(row.get("ours_hns"), 3),
+                  _num(row["drq_eps_hns"], 3)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    done = agg["games_with_results"]
+    single = any(len(row["runs"]) == 1 for row in report["rows"])
+    if not done:
+        lines += ["", "No run has finished yet."]
+    else:
+        lines += _same_games_table(report, agg, single)
+    if len(done) != len(report["games"]):
+        lines += ["", f"Published aggregates over all {len(report['games'])} selected games:", "",
+                  "| agent | mean | median | IQM |", "|---|---|---|---|"]  # fmt: skip
+        for column, values in agg["published_all_games"].items():
+            cells = [f"{values[n]:.3f}" for n in AGGREGATE_NAMES]
+            lines.append(f"| {report['published_sources'][column]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _same_games_table(report: dict[str, Any], agg: dict[str, Any], single: bool) -> list[str]:
+    done = agg["games_with_results"]
+    lines = []
+    lines += ["", f"Human-normalized aggregates over the {len(done)} of {len(report['games'])} "
+              f"games with results ({agg['runs']} runs; ours with stratified-bootstrap 95% "
+              "intervals; published: per-game means, IQM of those means)"
+              + (". A game with one run has nothing to resample within it, so with one seed "
+                 "per game the intervals collapse to the point:" if single else ":"), "",
+              "| agent | mean | median | IQM |", "|---|---|---|---|"]  # fmt: skip
+    if "ours" in agg:
+        cells = [f"{agg['ours'][n]['point']:.3f} [{agg['ours'][n]['low']:.3f}, "
+                 f"{agg['ours'][n]['high']:.3f}]" for n in AGGREGATE_NAMES]  # fmt: skip
+        lines.append(f"| ours ({report['preset']}) | " + " | ".join(cells) + " |")
+    if agg["published_same_games"]:
+        for column, values in agg["published_same_games"].items():
+            cells = [f"{values[n]:.3f}" for n in AGGREGATE_NAMES]
+            lines.append(f"| {report['published_sources'][column]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(output_dir: Path, report: dict[str, Any]) -> str:
+    from agents.run.checkpoint import atomic_write
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    text = render_markdown(report)
+    data = json.dumps(report, indent=2) + "\n"
+    atomic_write(output_dir / "report.json", lambda f: f.write(data.encode()))
+    atomic_write(output_dir / "report.md", lambda f: f.write(text.encode()))
+    return text
