@@ -55,6 +55,7 @@ from agents.evaluation.evaluate import (
     PROTOCOL_EVAL_EPISODES,
     PROTOCOL_EVAL_EPSILON,
     Policy,
+    action_shares,
     agent_policy,
     check_recordable,
     evaluate,
@@ -318,6 +319,9 @@ def run(argv: list[str], signals: SignalGuard, phase: list[str]) -> int:
     with signals.deferred():  # episodes.csv and summary.json: both or neither
         write_outputs(out_dir, summary)
     print(summary_line(summary))
+    shares = action_shares(summary.get("action_counts") or [], summary.get("action_names"))
+    if shares:
+        print(f"most played: {shares}")
     print(f"summary: {out_dir / 'summary.json'}")
     for path, frames in zip(summary.get("videos", []), summary.get("video_frames", [])):
         print(video_line(path, frames, summary["video_fps"]))

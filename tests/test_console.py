@@ -22,6 +22,7 @@ import torch
 
 from agents.dqn.config import TrainConfig
 from agents.dqn.replay import sizing as runs
+from agents.evaluation.evaluate import action_shares
 from scripts import train as train_script
 
 FAKE = ["--env", "fake", "--preset", "smoke", "--seed", "1", "--torch-threads", "1",
@@ -50,6 +51,13 @@ def periodic_run(out: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def most_played(out: Path) -> str:
+    """The final line's ``; most played: ...`` from the actions counted in summary.json."""
+    summary = json.loads((out / "summary.json").read_text())
+    shares = action_shares(summary["eval_action_counts"], summary["eval_action_names"])
+    return f"; most played: {shares}"
+
+
 def periodic_lines(out: Path) -> list[str]:
     same = "return 23.50 +- 0.50 over 2 episodes (epsilon 0.05, nature protocol)"
     return [
@@ -61,7 +69,7 @@ def periodic_lines(out: Path) -> list[str]:
         f"eval @ step 300: {same}",
         "evaluating 3 episodes ...",
         "final eval @ step 300: return 24.67 +- 1.70 over 3 episodes (epsilon 0.05, nature "
-        "protocol)",
+        "protocol)" + most_played(out),
         "trained fake for 300 agent steps (-/s)",
         "evaluation: mean return 24.67 over 3 episodes (epsilon 0.05)",
         f"outputs: {out}/summary.json, {out}/metrics.csv, {out}/checkpoints/",
@@ -75,6 +83,9 @@ def test_each_evaluation_is_one_line_and_the_final_one_is_announced(tmp_path, ca
     assert without_speed(lines) == periodic_lines(out)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["eval_returns"] == [23.0, 24.0, 27.0]  # the final line's 24.67 +- 1.70
+    assert summary["eval_action_names"] == ["NOOP", "FIRE", "RIGHT", "LEFT"]
+    # each game is 120 play frames after FIRE, up to 30 of them no-op starts: 22-30 agent steps
+    assert 3 * 22 <= sum(summary["eval_action_counts"]) <= 3 * 30
 
 
 def test_the_progress_bar_stays_one_line_and_shows_the_last_evaluation(tmp_path, capsys):
@@ -158,7 +169,7 @@ def test_a_gymnasium_env_is_evaluated_without_a_protocol(tmp_path, capsys):
     expected += [
         "evaluating 4 episodes ...",
         f"final eval @ step 200: return {means[2][1]:.2f} +- {stds[2]:.2f} over 4 episodes "
-        "(epsilon 0.05)",
+        "(epsilon 0.05)" + most_played(out),
         "trained CartPole-v1 for 200 agent steps (-/s)",
     ]
     assert without_speed(lines)[:2] == [
@@ -170,6 +181,7 @@ def test_a_gymnasium_env_is_evaluated_without_a_protocol(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["eval_mean_return"] == means[2][1] and summary["eval_episodes"] == 4
     assert all(1 <= r <= 60 for r in summary["eval_returns"])  # capped at --eval-max-steps
+    assert sum(summary["eval_action_counts"]) == sum(summary["eval_returns"])  # +1 per step
 
 
 def test_an_env_without_rgb_frames_warns_once_and_trains_without_a_video(tmp_path, capsys):

@@ -152,6 +152,8 @@ class RunEndings:
                 eval_mean_return=final["mean_return"], eval_std_return=final["std_return"],
                 eval_median_return=final["median_return"], eval_episodes=final["episodes"],
                 eval_returns=final["returns"], eval_epsilon=c.eval_epsilon,
+                eval_action_counts=final.get("action_counts"),
+                eval_action_names=final.get("action_names"),
             )  # fmt: skip
             if "human_normalized" in final:
                 summary["eval_human_normalized"] = final["human_normalized"]

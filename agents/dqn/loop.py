@@ -48,7 +48,7 @@ from agents.dqn.endings import RunEndings
 from agents.dqn.learner import Learner
 from agents.dqn.replay.io import save_replay
 from agents.dqn.replay.sizing import load_saved_replay
-from agents.evaluation.evaluate import agent_policy, evaluate
+from agents.evaluation.evaluate import action_shares, agent_policy, evaluate
 from agents.run.checkpoint import config_to_dict, save_checkpoint
 from agents.run.directory import RunLock, remove_if_unused
 from agents.run.faults import (
@@ -87,15 +87,18 @@ def plural(count: int, noun: str) -> str:
 
 def evaluation_line(result: dict[str, Any], step: int, env: str, final: bool = False) -> str:
     """``eval @ step 20,000: return 21.30 +- 4.10 over 10 episodes (epsilon 0.05, nature
-    protocol)`` (``final eval @ ...`` for the final one); the protocol is named for the envs it
-    applies to (Atari games and ``fake``)."""
+    protocol)``; the protocol is named for the envs it applies to (Atari games and ``fake``). The
+    final one (``final eval @ ...``) adds the three most played actions (``; most played: UP
+    97.1%, NOOP 2.0%, DOWN 0.9%``)."""
     what = "final eval" if final else "eval"
     line = f"{what} @ step {step:,}: return {result['mean_return']:.2f} +- "
     line += f"{result['std_return']:.2f} over {plural(result['episodes'], 'episode')} "
     line += f"(epsilon {result['epsilon']:g}"
     if env == "fake" or is_atari_game(env):
         line += f", {result['protocol']} protocol"
-    return line + ")"
+    line += ")"
+    shares = action_shares(result.get("action_counts") or [], result.get("action_names"))
+    return line + (f"; most played: {shares}" if final and shares else "")
 
 
 @dataclass

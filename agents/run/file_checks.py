@@ -143,7 +143,7 @@ SUMMARY_NUMBERS = ("mean_return", "std_return", "median_return", "min_return", "
                    "epsilon", "eval_epsilon")  # fmt: skip
 SUMMARY_INTEGERS = ("seed", "global_step", "updates", "episodes", "eval_episodes",
                     "solved_at_step", "max_episode_frames")  # fmt: skip
-SUMMARY_LISTS = ("returns", "eval_returns", "lengths")
+SUMMARY_LISTS = ("returns", "eval_returns", "lengths", "action_counts", "eval_action_counts")
 SUMMARY_STRINGS = ("env", "preset", "protocol", "trained_env", "checkpoint", "human_score_set")
 
 
