@@ -16,8 +16,8 @@ machine it ran on. Suites:
   N = 1, 4, 8, 16 envs with the update's share of the step time, peak memory, on the training
   device (see `scripts/bench_all.py`).
 - `drq`: the `drq` update (and a batch-1 forward) on Dopamine's network ('SAME' convolutions,
-  7,744 features) against the paper's 'VALID' one, in alternating rounds (see
-  `scripts/bench_drq.py`).
+  7,744 features) against the paper's 'VALID' one, and its augmentation against the previous
+  one (two gathers), in alternating rounds (see `scripts/bench_drq.py`).
 - `distributed`: Ape-X agent steps per second with 1, 2 and 4 Ray actors on fake-pixels and
   Breakout against the single-process loop, learner updates per second, bytes shipped per
   transition (see `scripts/bench_distributed.py`; needs the distributed extra).

@@ -112,6 +112,23 @@ def test_intensity_jitter_matches_dopamine_formula():
     assert torch.allclose(out, expected.expand(3, 1, 2, 2))
 
 
+def test_intensity_jitter_of_a_float_batch_leaves_the_batch_alone():
+    x = torch.full((2, 1, 2, 2), 0.5)
+    out = intensity_jitter(x, 0.05, torch.Generator().manual_seed(1))
+    assert torch.equal(x, torch.full((2, 1, 2, 2), 0.5)) and not torch.equal(out, x)
+
+
+def test_augmentation_gives_the_numbers_of_the_benchmarks_previous_one_bit_for_bit():
+    from agents.dqn.augment import augment_batch
+    from scripts.bench_drq import previous_augment
+
+    x = torch.randint(0, 256, (16, 4, 84, 84), dtype=torch.uint8,
+                      generator=torch.Generator().manual_seed(3))  # fmt: skip
+    now = augment_batch(x, 4, 0.05, torch.Generator().manual_seed(9))
+    before = previous_augment(x, 4, 0.05, torch.Generator().manual_seed(9))
+    assert torch.equal(now, before)
+
+
 def _batch(obs: torch.Tensor) -> Batch:
     b, kw = obs.shape[0], {"device": obs.device}
     return Batch(obs, torch.zeros(b, dtype=torch.long, **kw), torch.zeros(b, **kw), obs.clone(),

