@@ -113,6 +113,20 @@ def collect(runs: list[Run]) -> dict[str, list[dict[str, Any]]]:
     return results
 
 
+def unfinished(runs: list[Run]) -> list[dict[str, Any]]:
+    """The runs without a final result, each with its state (``run_state``), the agent step of
+    its newest checkpoint and its total (None where unknown)."""
+    out = []
+    for run in runs:
+        state = run_state(run.path)
+        if state != "finished":
+            total = (read_json(run.path / "config.json") or {}).get("total_steps")
+            out.append({"game": run.game, "seed": run.seed, "state": state,
+                        "checkpoint_step": newest_checkpoint_step(run.path),
+                        "total_steps": total})  # fmt: skip
+    return out
+
+
 def published_aggregates(games: Sequence[str]) -> dict[str, dict[str, float]]:
     """Mean, median and IQM of each published column's per-game human-normalized means over
     ``games`` (the IQM of per-game means, not the papers' IQM over runs)."""
@@ -154,12 +168,24 @@ def build_report(
     return {
         "preset": preset, "protocol": PROTOCOL_LINE, "score_set": SCORE_SET,
         "published_sources": PUBLISHED, "games": list(games), "rows": rows,
-        "aggregates": aggregates,
+        "aggregates": aggregates, "unfinished": unfinished(runs),
     }  # fmt: skip
 
 
 def _num(x: float | None, digits: int = 1) -> str:
     return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def unfinished_text(run: dict[str, Any]) -> str:
+    """``Pong seed 1 (checkpoint at 20,000 of 100,000 agent steps)``, ``... (not started)`` or
+    ``... (trained; its final evaluation is still to be played)``."""
+    where = f"{run['game']} seed {run['seed']}"
+    if run["state"] == "trained":
+        return f"{where} (trained; its final evaluation is still to be played)"
+    if run["checkpoint_step"] is None:
+        return f"{where} (not started)"
+    of = f" of {run['total_steps']:,}" if isinstance(run["total_steps"], int) else ""
+    return f"{where} (checkpoint at {run['checkpoint_step']:,}{of} agent steps)"
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -194,6 +220,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         for column, values in agg["published_all_games"].items():
             cells = [f"{values[n]:.3f}" for n in AGGREGATE_NAMES]
             lines.append(f"| {report['published_sources'][column]} | " + " | ".join(cells) + " |")
+    waiting = report.get("unfinished") or []  # absent from reports written before it was added
+    if waiting:
+        lines += ["", f"Not finished ({len(waiting)} of {len(waiting) + agg['runs']} runs): "
+                  + "; ".join(unfinished_text(run) for run in waiting) + "."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -74,6 +74,7 @@ def test_report_arithmetic_on_made_up_results(tmp_path):
     for (game, seed), value in results.items():
         write_run(tmp_path / game / f"seed{seed}", game, seed, value)
     (tmp_path / "Breakout" / "seed2" / "checkpoints").mkdir(parents=True)  # interrupted
+    (tmp_path / "Breakout" / "seed2" / "checkpoints" / "step_000000020000.pt").write_bytes(b"")
     report = tables.build_report(games, runs, "drq", reps=500)
     rows = {row["game"]: row for row in report["rows"]}
     assert rows["Pong"]["ours"] == pytest.approx((14.6 - 3.05) / 2)
@@ -105,6 +106,25 @@ def test_report_arithmetic_on_made_up_results(tmp_path):
     assert "| Seaquest | 68.4 | 42,054.7 |" in text and "| — | — | — | — |" in text
     assert "over the 3 of 4 games with results (5 runs" in text
     assert "Published aggregates over all 4 selected games" in text
+    assert [(r["game"], r["seed"], r["state"], r["checkpoint_step"]) for r in report["unfinished"]
+            ] == [("Breakout", 2, "interrupted", 20_000), ("Seaquest", 1, "new", None),
+                  ("Seaquest", 2, "new", None)]  # fmt: skip
+    assert text.endswith(
+        "Not finished (3 of 8 runs): Breakout seed 2 (checkpoint at 20,000 agent steps); "
+        "Seaquest seed 1 (not started); Seaquest seed 2 (not started).\n"
+    )
+
+
+def test_an_unfinished_run_is_said_with_its_progress():
+    run = {"game": "Pong", "seed": 1, "state": "interrupted", "checkpoint_step": 40_000,
+           "total_steps": 100_000}  # fmt: skip
+    assert (
+        tables.unfinished_text(run) == "Pong seed 1 (checkpoint at 40,000 of 100,000 agent steps)"
+    )
+    trained = {**run, "state": "trained", "checkpoint_step": 100_000}
+    assert tables.unfinished_text(trained) == (
+        "Pong seed 1 (trained; its final evaluation is still to be played)"
+    )
 
 
 def test_run_states_and_the_commands_that_start_or_resume_them(tmp_path):
