@@ -13,6 +13,7 @@ from helpers import capture_facts
 from agents.dqn.agent import build_q_network
 from agents.dqn.config import TrainConfig
 from agents.evaluation.env_switch import EnvInterface, check_env_switch
+from agents.evaluation.evaluate import action_shares
 from agents.run.checkpoint import config_to_dict, save_checkpoint
 from envs.scores import HUMAN_SCORE_SET, human_normalized
 from scripts import evaluate as evaluate_script
@@ -106,6 +107,9 @@ def test_pong_summary_csv_and_the_frame_cap(pong_run, tmp_path, capsys):
     assert [int(r["length"]) for r in rows] == [100, 100]
     out = capsys.readouterr().out
     assert "nature protocol, epsilon 0.07" in out and "(dqn_zoo)" in out
+    assert sum(summary["action_counts"]) == 200 and len(summary["action_names"]) == 6
+    shares = action_shares(summary["action_counts"], summary["action_names"])
+    assert f"\nmost played: {shares}\n" in out
 
 
 # --- another game ------------------------------------------------------------------------------
@@ -155,6 +159,9 @@ def test_force_plays_with_actions_mapped_by_name_and_warns_once(pong_run, tmp_pa
         actions = data["actions"]
     # epsilon 1 draws all 6 Pong actions; RIGHTFIRE and LEFTFIRE became NOOP
     assert set(actions.tolist()) <= {0, 1, 2, 3} and len(actions) <= 100
+    # the counts are of the actions Breakout was played with, step for step the trajectory's
+    assert summary["action_counts"] == np.bincount(actions, minlength=4).tolist()
+    assert summary["action_names"] == list(BREAKOUT)
 
 
 @pytest.mark.atari
