@@ -34,6 +34,9 @@ The interface the training loop relies on (`envs.wrappers.SameStepVectorEnv` imp
 - `step_async(actions)` then `step_wait()`: the same step split in two; with ale_py the emulators
   run in their threads in between, so the caller can do other work.
 - `close()`.
+
+`action_meanings(env_id)` names the actions of an Atari game's minimal set or the fake game's
+(None for envs that name none).
 """
 
 from __future__ import annotations
@@ -44,13 +47,14 @@ from typing import Any
 import gymnasium as gym
 
 from envs.atari import (
+    canonical_game_id,
     check_mode,
     get_protocol,
     is_atari_game,
     list_games,
     make_atari_vector_env,
 )
-from envs.fake import make_fake_atari_env, make_pixel_choice_env
+from envs.fake import FAKE_ACTION_MEANINGS, make_fake_atari_env, make_pixel_choice_env
 from envs.wrappers import SameStepVectorEnv
 
 FAKE_IDS = ("fake", "fake-pixels")
@@ -128,3 +132,16 @@ def check_env_id(env_id: str) -> None:
         f"--env: unknown env id {env_id!r} (closest: {close}); accepted: an Atari game "
         f"(--list-games), {', '.join(FAKE_IDS)}, or a registered gymnasium id such as CartPole-v1"
     )
+
+
+def action_meanings(env_id: str) -> tuple[str, ...] | None:
+    """The minimal action set's names of an Atari game or the fake Atari env; None otherwise."""
+    if env_id == "fake":
+        return FAKE_ACTION_MEANINGS
+    if not is_atari_game(env_id):
+        return None
+    env = gym.make(canonical_game_id(env_id), full_action_space=False)
+    try:
+        return tuple(env.unwrapped.get_action_meanings())
+    finally:
+        env.close()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from agents.evaluation.evaluate import Policy
-from envs.vector import make_vector_env
+from envs.vector import action_meanings, make_vector_env
 
 
 @dataclass(frozen=True)
@@ -28,24 +28,6 @@ class EnvInterface:
     obs_shape: tuple[int, ...]
     num_actions: int
     action_meanings: tuple[str, ...] | None  # None where the env names no actions
-
-
-def action_meanings(env_id: str) -> tuple[str, ...] | None:
-    """The minimal action set's names of an Atari game or the fake Atari env; None otherwise."""
-    import gymnasium as gym
-
-    from envs.atari import canonical_game_id, is_atari_game
-    from envs.fake import FAKE_ACTION_MEANINGS
-
-    if env_id == "fake":
-        return FAKE_ACTION_MEANINGS
-    if not is_atari_game(env_id):
-        return None
-    env = gym.make(canonical_game_id(env_id), full_action_space=False)
-    try:
-        return tuple(env.unwrapped.get_action_meanings())
-    finally:
-        env.close()
 
 
 def _display_id(env_id: str) -> str:

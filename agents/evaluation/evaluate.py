@@ -28,7 +28,7 @@ from agents.run.checkpoint import CheckpointError, atomic_write, load_network
 from agents.run.interrupts import pause_point
 from agents.supervised.trajectories import Trajectories, TrajectoryRecorder, write_trajectories
 from envs.scores import HUMAN_SCORE_SET, has_scores, human_normalized
-from envs.vector import make_vector_env
+from envs.vector import action_meanings, make_vector_env
 
 Policy = Callable[[np.ndarray, float], np.ndarray]  # (obs batch, epsilon) -> actions
 
@@ -143,8 +143,6 @@ def evaluate(
     summary.update(lengths=lengths, epsilon=epsilon, protocol=protocol, env=env_id,
                    max_episode_frames=max_episode_frames)  # fmt: skip
     if num_actions:
-        from agents.evaluation.env_switch import action_meanings
-
         names = action_meanings(env_id)
         summary.update(action_counts=action_counts.tolist(),
                        action_names=list(names) if names else None)  # fmt: skip
