@@ -32,6 +32,9 @@ PROTOCOL_LINE = (
 )
 
 
+COST_KEYS = ("wall_seconds", "updates", "peak_rss_gb")
+
+
 @dataclass(frozen=True)
 class Run:
     """One game and seed of a suite, trained in ``path`` (``OUTPUT_DIR/GAME/seedS``)."""
@@ -58,23 +61,27 @@ def final_result(path: Path) -> dict[str, Any] | None:
     """The final evaluation of the run in ``path`` once it has trained all its steps: from the
     run's ``summary.json`` (``scripts.train``), else from ``evaluation/summary.json``
     (``scripts.evaluate`` of its last checkpoint, for a run stopped during its final
-    evaluation); None before."""
+    evaluation); None before. What the training cost comes from the run's summary.json where
+    it has it (a run stopped during its final evaluation wrote one too): ``wall_seconds`` on the
+    run's own clock over all its segments (None in summaries written before it was), the
+    ``updates`` made and ``peak_rss_gb`` of the training process."""
     total = (read_json(path / "config.json") or {}).get("total_steps", math.inf)
     summary = read_json(path / "summary.json")
+    costs = {key: (summary or {}).get(key) for key in COST_KEYS}
     if summary is not None and "eval_mean_return" in summary and "stopped_by" not in summary:
         if summary.get("global_step", 0) >= total:
             return {"mean_return": float(summary["eval_mean_return"]),
                     "episodes": summary.get("eval_episodes"),
                     "epsilon": summary.get("eval_epsilon"), "protocol": summary.get("protocol"),
                     "preset": summary.get("preset"), "global_step": summary["global_step"],
-                    "sps": summary.get("sps"), "source": "train"}  # fmt: skip
+                    "sps": summary.get("sps"), "source": "train", **costs}  # fmt: skip
     evaluation = read_json(path / "evaluation" / "summary.json")
     if evaluation is not None and (evaluation.get("global_step") or 0) >= total:
         return {"mean_return": float(evaluation["mean_return"]),
                 "episodes": evaluation.get("episodes"), "epsilon": evaluation.get("epsilon"),
                 "protocol": evaluation.get("protocol"), "preset": None,
                 "global_step": evaluation["global_step"], "sps": None,
-                "source": "evaluate"}  # fmt: skip
+                "source": "evaluate", **costs}  # fmt: skip
     return None
 
 
@@ -105,9 +112,12 @@ def collect(runs: list[Run]) -> dict[str, list[dict[str, Any]]]:
         if run_state(run.path) != "finished":
             continue
         result = final_result(run.path) or {}
-        sps = result.pop("sps") or 0.0
+        result.pop("sps")  # of the last segment alone when the run was resumed
+        seconds = result["wall_seconds"]
         result.update(seed=run.seed, hns=normalized(run.game, result["mean_return"]),
-                      train_minutes=result["global_step"] / sps / 60 if sps else None,
+                      train_minutes=seconds / 60 if seconds else None,
+                      updates_per_second=result["updates"] / seconds
+                      if seconds and result["updates"] else None,
                       path=str(run.path))  # fmt: skip
         results.setdefault(run.game, []).append(result)
     return results
@@ -220,6 +230,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         for column, values in agg["published_all_games"].items():
             cells = [f"{values[n]:.3f}" for n in AGGREGATE_NAMES]
             lines.append(f"| {report['published_sources'][column]} | " + " | ".join(cells) + " |")
+    lines += _runs_table(report)
     waiting = report.get("unfinished") or []  # absent from reports written before it was added
     if waiting:
         lines += ["", f"Not finished ({len(waiting)} of {len(waiting) + agg['runs']} runs): "
@@ -244,6 +255,27 @@ def _same_games_table(report: dict[str, Any], agg: dict[str, Any], single: bool)
         for column, values in agg["published_same_games"].items():
             cells = [f"{values[n]:.3f}" for n in AGGREGATE_NAMES]
             lines.append(f"| {report['published_sources'][column]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _runs_table(report: dict[str, Any]) -> list[str]:
+    """One row per finished run: its score and what its training cost on this machine."""
+    runs = [(row["game"], run) for row in report["rows"] for run in row["runs"]]
+    if not runs:
+        return []
+    lines = ["", "Each run: its final evaluation, and its training on the run's own clock (all its "
+             "segments, warm-up and evaluation included), its gradient updates per second of that "
+             "clock, and the peak resident memory of its process (— where its summary predates "
+             "these figures):", "",
+             "| game | seed | mean return | episodes | hours | updates/s | peak RSS (GB) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for game, run in runs:
+        minutes = run.get("train_minutes")
+        cells = [game, str(run["seed"]), _num(run["mean_return"], 2), str(run["episodes"]),
+                 _num(minutes / 60 if minutes else None, 2),
+                 _num(run.get("updates_per_second"), 1),
+                 _num(run.get("peak_rss_gb"), 2)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 

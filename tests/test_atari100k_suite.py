@@ -71,8 +71,10 @@ def test_report_arithmetic_on_made_up_results(tmp_path):
     }  # fmt: skip
     games = ["Boxing", "Breakout", "Pong", "Seaquest"]  # Seaquest: no run at all
     runs = [tables.Run(g, s, tmp_path / g / f"seed{s}") for g in games for s in (1, 2)]
+    costs = {"wall_seconds": 3_600.0, "updates": 98_400, "peak_rss_gb": 1.5}  # Pong seed 1
     for (game, seed), value in results.items():
-        write_run(tmp_path / game / f"seed{seed}", game, seed, value)
+        extra = costs if (game, seed) == ("Pong", 1) else {}
+        write_run(tmp_path / game / f"seed{seed}", game, seed, value, **extra)
     (tmp_path / "Breakout" / "seed2" / "checkpoints").mkdir(parents=True)  # interrupted
     (tmp_path / "Breakout" / "seed2" / "checkpoints" / "step_000000020000.pt").write_bytes(b"")
     report = tables.build_report(games, runs, "drq", reps=500)
@@ -106,6 +108,9 @@ def test_report_arithmetic_on_made_up_results(tmp_path):
     assert "| Seaquest | 68.4 | 42,054.7 |" in text and "| — | — | — | — |" in text
     assert "over the 3 of 4 games with results (5 runs" in text
     assert "Published aggregates over all 4 selected games" in text
+    # each run's cost: 98,400 updates in one hour; a summary without the figures shows dashes
+    assert "| Pong | 1 | 14.60 | 100 | 1.00 | 27.3 | 1.50 |" in text
+    assert "| Pong | 2 | -3.05 | 100 | — | — | — |" in text
     assert [(r["game"], r["seed"], r["state"], r["checkpoint_step"]) for r in report["unfinished"]
             ] == [("Breakout", 2, "interrupted", 20_000), ("Seaquest", 1, "new", None),
                   ("Seaquest", 2, "new", None)]  # fmt: skip
