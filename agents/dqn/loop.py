@@ -97,8 +97,10 @@ def evaluation_line(result: dict[str, Any], step: int, env: str, final: bool = F
     if env == "fake" or is_atari_game(env):
         line += f", {result['protocol']} protocol"
     line += ")"
+    if not final:
+        return line
     shares = action_shares(result.get("action_counts") or [], result.get("action_names"))
-    return line + (f"; most played: {shares}" if final and shares else "")
+    return line + (f"; most played: {shares}" if shares else "")
 
 
 @dataclass
