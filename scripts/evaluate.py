@@ -65,7 +65,7 @@ from agents.evaluation.evaluate import (
     summarize_returns,
 )
 from agents.evaluation.pretrained import load_pretrained
-from agents.run import checks, file_checks
+from agents.run import checks, file_checks, machine
 from agents.run.checkpoint import atomic_write, load_checkpoint
 from agents.run.files import resolve_device
 from agents.run.interrupts import Interrupted, SignalGuard, pause_point
@@ -133,7 +133,7 @@ def check_args(args: argparse.Namespace) -> None:
         checks.check_number("--epsilon", args.epsilon, checks.PROBABILITY)
     checks.check_number("--max-episode-frames", args.max_episode_frames, checks.EPISODE_FRAMES)
     checks.check_number("--seed", args.seed, checks.SEED)
-    checks.check_device("--device", args.device)
+    machine.check_device("--device", args.device)
     if args.force and args.env is None:
         raise ValueError("--force: only means something with --env GAME; add --env or drop it")
     if args.save_trajectories is not None and args.record is not None:
@@ -143,7 +143,7 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.env is not None:
         check_env_id(args.env)
-        checks.env_spec(args.env)
+        machine.env_spec(args.env)
 
 
 def check_outputs(args: argparse.Namespace, out_dir: Path) -> None:

@@ -26,7 +26,7 @@ from agents.evaluation.pretrained import (
     recorded_evaluation,
     save_pretrained,
 )
-from agents.run import checks, file_checks
+from agents.run import checks, file_checks, machine
 from agents.run.checkpoint import load_checkpoint
 from agents.run.files import resolve_device
 from envs.atari import FRAME_SKIP
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     checks.check_number("--episodes", args.episodes, checks.EPISODES)
     checks.check_number("--seed", args.seed, checks.SEED)
-    checks.check_device("--device", args.device)
+    machine.check_device("--device", args.device)
     check_name(args.name)
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint, map_location=device)

@@ -20,7 +20,7 @@ from agents.dqn.config import TrainConfig
 from agents.dqn.presets import preset
 from agents.dqn.replay.sizing import replay_bytes, replay_slots
 from agents.dqn.validation import validate
-from agents.run import checks
+from agents.run import checks, machine
 from scripts import train as train_script
 
 # (flags, text the one error line must contain)
@@ -405,7 +405,7 @@ def test_a_replay_larger_than_the_memory_is_refused_with_both_numbers(
         asked.append(device)
         return 10**9
 
-    monkeypatch.setattr(checks, "available_memory", gigabyte)
+    monkeypatch.setattr(machine, "available_memory", gigabyte)
     size = 10**8
     err = refused(tmp_path, capsys, ["--buffer-size", str(size), "--total-steps", str(size),
                                      "--device", "cpu"])  # fmt: skip
@@ -422,7 +422,7 @@ def test_a_replay_larger_than_the_memory_is_refused_with_both_numbers(
         preset("smoke"), env="CartPole-v1", buffer_size=fit, total_steps=fit
     )
     validate(config)  # the size it names fits
-    monkeypatch.setattr(checks, "available_memory", lambda device: 10**5)
+    monkeypatch.setattr(machine, "available_memory", lambda device: 10**5)
     err = refused(tmp_path, capsys, ["--hidden", "256", "256"])
     assert "--hidden/--num-atoms: the network (67,586 parameters, 1.4 MB with its target, " in err
     assert "more than the 100.0 kB of memory available on cpu" in err
@@ -441,7 +441,7 @@ def test_a_network_too_large_for_the_memory_is_refused(tmp_path, capsys):
 
 
 def test_available_memory_reads_the_machine():
-    free = checks.available_memory("cpu")
+    free = machine.available_memory("cpu")
     meminfo = {line.split(":")[0]: int(line.split()[1]) * 1024
                for line in open("/proc/meminfo") if line.startswith("MemAvailable")}  # fmt: skip
     assert 0 < free <= meminfo.get("MemAvailable", 2**62) * 1.1

@@ -21,8 +21,9 @@ import pytest
 import torch
 
 from agents.dqn.config import TrainConfig
-from agents.dqn.replay import sizing as runs
+from agents.dqn.replay import sizing
 from agents.evaluation.evaluate import action_shares
+from agents.run.checks import format_bytes
 from scripts import train as train_script
 
 FAKE = ["--env", "fake", "--preset", "smoke", "--seed", "1", "--torch-threads", "1",
@@ -212,21 +213,24 @@ def test_an_env_without_rgb_frames_warns_once_and_trains_without_a_video(tmp_pat
         (999_949_999, "999.9 MB"),
         (999_950_000, "1.00 GB"),
         (7_068_007_056, "7.07 GB"),
+        (999, "999 bytes"),
+        (999_994_999_999, "999.99 GB"),
+        (999_995_000_000, "1.00 TB"),
     ],
 )
-def test_replay_sizes_are_written_in_kb_mb_or_gb(size, text):
-    assert runs.format_bytes(size) == text
+def test_sizes_are_written_in_bytes_kb_mb_gb_or_tb(size, text):
+    assert format_bytes(size) == text
 
 
 def test_a_replay_of_a_gigabyte_or_more_is_announced_in_gb(monkeypatch, capsys):
     built = []
-    monkeypatch.setattr(runs, "ReplayBuffer", lambda **kwargs: built.append(kwargs) or "replay")
+    monkeypatch.setattr(sizing, "ReplayBuffer", lambda **kwargs: built.append(kwargs) or "replay")
     envs = SimpleNamespace(
         num_envs=1, frame_stack=4, stack_padding="zero",
         single_observation_space=gym.spaces.Box(0, 255, (4, 84, 84), np.uint8),
     )  # fmt: skip
     config = TrainConfig(total_steps=10_000_000, buffer_size=1_000_000)
-    assert runs.make_replay(config, envs, torch.device("cpu")) == "replay"
+    assert sizing.make_replay(config, envs, torch.device("cpu")) == "replay"
     assert capsys.readouterr().out.splitlines() == [
         "replay: 1,000,000 transitions (7.07 GB) on cpu"  # announced before it is allocated
     ]

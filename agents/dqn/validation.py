@@ -1,12 +1,13 @@
 """Checks of a DQN run's settings before anything is built: ``validate`` raises one clear
-``ValueError`` naming the first setting the run cannot use (the field tables and file checks are in
-``agents.run.checks``)."""
+``ValueError`` naming the first setting the run cannot use (the field tables are
+in ``agents.run.checks``, what the machine must have in ``agents.run.machine``)."""
 
 from __future__ import annotations
 
 from agents.dqn.config import TrainConfig
 from agents.dqn.presets import PRESETS
 from agents.run import checks
+from agents.run.machine import check_device, check_device_name, check_memory, env_spec
 from agents.run.tracking import require_tensorboard
 from envs.vector import check_env_id
 
@@ -74,10 +75,10 @@ def validate(config: TrainConfig, machine: bool = True) -> None:
         )
     check_env_id(config.env)
     for name in ("device", "replay_device"):
-        checks.check_device_name(checks.flag_name(name), getattr(config, name))
+        check_device_name(checks.flag_name(name), getattr(config, name))
     if machine:
         for name in ("device", "replay_device"):
-            checks.check_device(checks.flag_name(name), getattr(config, name))
-        checks.check_memory(config, checks.env_spec(config.env))
+            check_device(checks.flag_name(name), getattr(config, name))
+        check_memory(config, env_spec(config.env))
         if config.tensorboard:
             require_tensorboard()

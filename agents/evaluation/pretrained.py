@@ -307,8 +307,9 @@ def load_pretrained(name_or_path: str | Path, device: str | torch.device = "cpu"
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from agents.run.checks import available_memory, format_bytes
+    from agents.run.checks import format_bytes
     from agents.run.file_checks import check_finite_tensors
+    from agents.run.machine import available_memory
 
     weights, meta_path = resolve_pretrained(name_or_path)
     meta = read_pretrained_meta(meta_path)

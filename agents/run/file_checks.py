@@ -4,7 +4,8 @@ objects (``read_json_object``: no NaN or infinity, an object, a bounded size), c
 metrics.csv row by row (``read_metrics_checked``), checkpoints (``check_checkpoint``: types,
 sizes, finite networks only) and npz files (``inspect_npz``: array headers, sizes and compression
 ratios read before anything is decompressed, so a zip bomb is refused unopened). The checks of
-values, paths, devices, envs and memory made before a run starts are in ``agents.run.checks``.
+values and paths made before a run starts are in ``agents.run.checks``; of devices, envs and
+memory in ``agents.run.machine``.
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ from agents.run.checks import (
     Range,
     _is_integer,
     _is_number,
-    available_memory,
     check_number,
     format_bytes,
     shown,
     type_problem,
 )
+from agents.run.machine import available_memory
 
 
 class _NonFinite(ValueError):

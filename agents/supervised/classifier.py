@@ -187,7 +187,8 @@ SUPERVISED_RANGES = _supervised_ranges()
 def check_classifier_memory(config: SupervisedConfig, dataset: Dataset) -> None:
     """Refuse a classifier whose weights, gradients and two optimizer moments (float32) do not fit
     in the memory available, before it is built (counted on the meta device)."""
-    from agents.run.checks import available_memory, format_bytes
+    from agents.run.checks import format_bytes
+    from agents.run.machine import available_memory
 
     with torch.device("meta"):
         net = build_classifier(

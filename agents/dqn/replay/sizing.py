@@ -20,6 +20,7 @@ from agents.dqn.replay.prioritized import (
     flat_index,
 )
 from agents.dqn.replay.uniform import ReplayBuffer
+from agents.run.checks import format_bytes
 
 
 def replay_device(config: TrainConfig, device: torch.device) -> torch.device:
@@ -55,14 +56,6 @@ def replay_bytes(
             nodes, n = nodes + level, level // BRANCHING
         total += 8 * nodes
     return total
-
-
-def format_bytes(n: int) -> str:
-    """``8.5 kB``, ``28.3 MB``, ``7.06 GB``: kB and MB with one decimal, GB (from 1 GB on) with
-    two; a size that would round to 1000.0 of a unit is written in the next one."""
-    if n >= 999_950_000:
-        return f"{n / 1e9:.2f} GB"
-    return f"{n / 1e6:.1f} MB" if n >= 999_950 else f"{n / 1e3:.1f} kB"
 
 
 def make_replay(
