@@ -57,14 +57,13 @@ from agents.evaluation.evaluate import (
     Policy,
     action_shares,
     agent_policy,
-    check_recordable,
     evaluate,
     load_policy,
-    make_recording_env,
     save_trajectories,
     summarize_returns,
 )
 from agents.evaluation.pretrained import load_pretrained
+from agents.evaluation.recording import check_recordable, make_recording_env
 from agents.run import checks, file_checks, machine
 from agents.run.checkpoint import atomic_write, load_checkpoint
 from agents.run.files import resolve_device

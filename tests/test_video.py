@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from helpers import capture_facts
 
-from agents.evaluation.evaluate import make_recording_env, recording_problem
+from agents.evaluation.recording import make_recording_env, recording_problem
 from envs import video
 from envs.fake import FakeAtariEnv, make_fake_atari_env
 from scripts import train as train_script

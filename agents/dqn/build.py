@@ -29,7 +29,7 @@ from agents.dqn.replay.sizing import (
     saved_replay_slots,
 )
 from agents.dqn.validation import validate
-from agents.evaluation.evaluate import recording_problem
+from agents.evaluation.recording import recording_problem
 from agents.run.checkpoint import (
     CheckpointError,
     check_compatible,

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.evaluation.evaluate import record_video
+from agents.evaluation.recording import record_video
 from agents.run.faults import NonFiniteLossError, TrainingError, brief, newest_checkpoint_text
 from agents.run.files import write_json
 from agents.run.interrupts import SIGNAL_EXIT_CODES, signal_name
