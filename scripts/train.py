@@ -67,8 +67,8 @@ from scripts._cli import (
     field_flags,
     normalize_flags,
     one_line,
-    read_config_file,
 )
+from scripts._config_file import read_config_file
 
 PROG = "train"
 DEFAULT_PRESET = "cleanrl"

@@ -53,9 +53,9 @@ from scripts._cli import (
     default_texts,
     field_flags,
     normalize_flags,
-    read_config_file,
     shown_default,
 )
+from scripts._config_file import read_config_file
 
 PROG = "train_supervised"
 DESCRIPTION = (

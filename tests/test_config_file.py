@@ -17,7 +17,7 @@ from agents.run.directory import read_run_config
 from agents.supervised.classifier import SupervisedConfig, config_dict
 from scripts import train as train_script
 from scripts import train_supervised
-from scripts._cli import read_config_file
+from scripts._config_file import read_config_file
 
 CARTPOLE = [
     "--preset", "cartpole", "--env", "CartPole-v1", "--total-steps", "300",
