@@ -353,7 +353,8 @@ def draw_curves(runs: Sequence[SweepRun], path: Path, preset: str, window: int =
     ``learning_curve``; a lone seed drawn as it is), and the evaluations (``eval/mean_return``)
     as dots, the mean over the seeds that evaluated at that step. Returns the number of runs
     drawn; nothing is written when no run has logged a return."""
-    from scripts.plot import label_colors, learning_curve, load_run, run_curve
+    from scripts.plot import label_colors, learning_curve, run_curve
+    from scripts.run_groups import load_run
 
     loaded: dict[str, dict[str, list[dict[str, Any]]]] = {}
     drawn = 0

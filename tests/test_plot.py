@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from agents.run.tracking import MetricsLog
-from scripts import plot
+from scripts import plot, run_groups
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -63,7 +63,7 @@ def test_seed_mean_band_is_mean_plus_minus_1_96_standard_errors():
 
 
 def test_learning_curve_of_two_seeds(atari_runs):
-    runs = [plot.load_run(d) for d in atari_runs[:2]]
+    runs = [run_groups.load_run(d) for d in atari_runs[:2]]
     x, mean, half = plot.learning_curve(runs, window=1, points=10)
     np.testing.assert_allclose(x, np.linspace(100, 1000, 10))
     # seeds return k and k + 1 at step 100 k: mean k + 0.5; std 1/sqrt 2, SE 1/2 -> 0.98
@@ -82,8 +82,8 @@ def test_frame_skip_is_4_for_atari_and_1_otherwise(env, skip):
 
 
 def test_frames_multiply_agent_steps_by_the_frame_skip(tmp_path):
-    pong = plot.load_run(make_run(tmp_path, "pong", "ALE/Pong-v5", 0))
-    cartpole = plot.load_run(make_run(tmp_path, "cp", "CartPole-v1", 0))
+    pong = run_groups.load_run(make_run(tmp_path, "pong", "ALE/Pong-v5", 0))
+    cartpole = run_groups.load_run(make_run(tmp_path, "cp", "CartPole-v1", 0))
     for run, skip in ((pong, 4), (cartpole, 1)):
         steps = plot.learning_curve([run], x_scale=1)[0]
         frames = plot.learning_curve([run], x_scale=plot.frame_skip(run["env"]))[0]
@@ -136,7 +136,7 @@ def test_x_frames_labels_and_ticks(tmp_path):
 
 
 def test_human_normalized_table_numbers(atari_runs):
-    table = plot.human_normalized_table([plot.load_run(d) for d in atari_runs], reps=2000)
+    table = plot.human_normalized_table([run_groups.load_run(d) for d in atari_runs], reps=2000)
     games = table["preset=smoke"]["games"]
     # breakout seeds [1.0, 1.5]: resample means 1.0, 1.25, 1.5 -> 95% interval [1.0, 1.5]
     breakout = games["breakout"]
@@ -151,7 +151,7 @@ def test_human_normalized_table_numbers(atari_runs):
 
 
 def test_one_game_has_no_aggregate_group(atari_runs):
-    table = plot.human_normalized_table([plot.load_run(d) for d in atari_runs[:2]], reps=100)
+    table = plot.human_normalized_table([run_groups.load_run(d) for d in atari_runs[:2]], reps=100)
     assert set(table["preset=smoke"]["games"]) == {"pong"}
     assert table["preset=smoke"]["aggregates"] == {}
 
@@ -191,7 +191,7 @@ def test_groups_are_labelled_by_the_settings_that_differ(tmp_path):
     def labels(*configs):
         runs = [make_run(tmp_path / str(len(list(tmp_path.iterdir()))), f"r{i}", **c)
                 for i, c in enumerate(configs)]  # fmt: skip
-        return plot.config_labels([plot.load_run(r) for r in runs])
+        return run_groups.config_labels([run_groups.load_run(r) for r in runs])
 
     pong = {"env": "Pong", "seed": 1}
     # nothing differs but the seed, the output directory and the length: the preset names it
@@ -226,7 +226,7 @@ def unequal_runs(root):
 
 
 def test_unequal_runs_are_drawn_to_their_own_end(tmp_path):
-    runs = [plot.load_run(d) for d in unequal_runs(tmp_path)]
+    runs = [run_groups.load_run(d) for d in unequal_runs(tmp_path)]
     (panel,) = plot.curve_panels(runs, window=1, points=10)
     first, second = panel.groups
     assert (first.label, second.label) == ("n_step=1", "n_step=3")
@@ -255,7 +255,7 @@ def test_unequal_runs_are_drawn_to_their_own_end(tmp_path):
 
 
 def test_frames_scale_the_ends_and_the_legend(tmp_path):
-    runs = [plot.load_run(d) for d in unequal_runs(tmp_path)]
+    runs = [run_groups.load_run(d) for d in unequal_runs(tmp_path)]
     (panel,) = plot.curve_panels(runs, x_unit="frames")
     assert [run.x[-1] for run in panel.groups[0].runs] == [4000.0, 4000.0, 6000.0]
     assert panel.groups[0].legend() == "n_step=1 (3 seeds to 4k, 1 to 6k)"
@@ -272,7 +272,7 @@ def test_format_step(value, text):
 def test_y_axis_names_what_was_measured(tmp_path):
     pong = make_run(tmp_path, "pong", "ALE/Pong-v5", 0, protocol="atari100k", eval_epsilon=0.001)
     cartpole = make_run(tmp_path, "cp", "CartPole-v1", 0, protocol="nature", eval_epsilon=0.0)
-    runs = [plot.load_run(pong), plot.load_run(cartpole)]
+    runs = [run_groups.load_run(pong), run_groups.load_run(cartpole)]
     panels = plot.curve_panels(runs, window=5)
     assert [p.ylabel for p in panels] == [
         "episode return, raw game score (atari100k protocol)\n"
@@ -284,7 +284,7 @@ def test_y_axis_names_what_was_measured(tmp_path):
     plot._pyplot().close(fig)
     # protocols that differ are not named on the axis (the group labels name them)
     other = make_run(tmp_path, "pong2", "Pong", 1, protocol="machado", eval_epsilon=0.001)
-    (panel,) = plot.curve_panels([runs[0], plot.load_run(other)], window=5)
+    (panel,) = plot.curve_panels([runs[0], run_groups.load_run(other)], window=5)
     assert panel.ylabel.splitlines()[0] == "episode return, raw game score"
     assert [g.label for g in panel.groups] == ["protocol=atari100k", "protocol=machado"]
     assert plot.bars_y_label([runs[0]]) == (
@@ -295,8 +295,9 @@ def test_y_axis_names_what_was_measured(tmp_path):
 def test_titles_labels_and_legends_are_inside_the_figure(tmp_path):
     runs = unequal_runs(tmp_path)
     runs.append(make_run(tmp_path, "cp", "CartPole-v1", 0))
-    loaded = [plot.load_run(d) for d in runs]
-    labels = plot.group_labels(loaded, ["*b1=a much longer label that names the n-step variant"])
+    loaded = [run_groups.load_run(d) for d in runs]
+    long_label = "*b1=a much longer label that names the n-step variant"
+    labels = run_groups.group_labels(loaded, [long_label])
     fig = plot.learning_curves_figure(plot.curve_panels(loaded, labels=labels))
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -312,16 +313,16 @@ def test_titles_labels_and_legends_are_inside_the_figure(tmp_path):
 
 def test_label_flag_names_groups(tmp_path, capsys):
     runs = unequal_runs(tmp_path)
-    loaded = [plot.load_run(d) for d in runs]
-    assert plot.group_labels(loaded, ["*=base"]) == ["base"] * 4
+    loaded = [run_groups.load_run(d) for d in runs]
+    assert run_groups.group_labels(loaded, ["*=base"]) == ["base"] * 4
     # a later --label wins; a path given another way matches the same run
     other_spelling = str(tmp_path / "x" / ".." / "b1")
-    assert plot.group_labels(loaded, ["*=base", f"{other_spelling}=lr=1e-3"]) == [
+    assert run_groups.group_labels(loaded, ["*=base", f"{other_spelling}=lr=1e-3"]) == [
         "base", "base", "base", "lr=1e-3"]  # fmt: skip
-    assert plot.group_labels(loaded, [f"{tmp_path}/a*=three seeds"]) == [
+    assert run_groups.group_labels(loaded, [f"{tmp_path}/a*=three seeds"]) == [
         "three seeds", "three seeds", "three seeds", "n_step=3"]  # fmt: skip
     # runs given one name are seeds of one group
-    (panel,) = plot.curve_panels(loaded, labels=plot.group_labels(loaded, ["*=all"]))
+    (panel,) = plot.curve_panels(loaded, labels=run_groups.group_labels(loaded, ["*=all"]))
     assert [(g.label, len(g.runs)) for g in panel.groups] == [("all", 4)]
     assert panel.groups[0].legend() == "all (4 seeds to 800, 3 to 1k, 1 to 1.5k)"
     out = tmp_path / "plots"
