@@ -45,6 +45,7 @@ BAD_TRAIN = [
     (["--loss", "l1"], "--loss: 'l1' is not accepted; use one of huber, mse"),
     (["--weight-init", "he"], "--weight-init: 'he' is not accepted; use one of torch, xavier"),
     (["--conv-padding", "full"], "--conv-padding: 'full' is not accepted; use one of valid, same"),
+    (["--reset-layers", "all"], "--reset-layers: 'all' is not accepted; use one of head, dense"),
     (["--optimizer", "sgd"], "--optimizer: 'sgd' is not accepted; use one of adam, rmsprop"),
     (
         ["--wandb-mode", "cloud"],

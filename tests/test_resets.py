@@ -1,5 +1,5 @@
-"""Periodic resets of the layers after the convolutions (Nikishin et al. 2022): what is reset,
-what is kept, and when."""
+"""Periodic resets of the last layers (Nikishin et al. 2022): what is reset, what is kept, and
+when."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import csv
 
 import torch
 
-from agents.dqn.agent import DQNAgent
+from agents.dqn.agent import DQNAgent, reset_layer_names
 from agents.dqn.build import build_trainer
 from agents.dqn.presets import preset
 from agents.dqn.replay.uniform import Batch
@@ -21,8 +21,8 @@ def pixel_batch(seed: int = 0, size: int = 8) -> Batch:
                  torch.zeros(size, dtype=torch.long))  # fmt: skip
 
 
-def trained_drq_agent(seed: int = 0) -> DQNAgent:
-    config = preset("drq").replace(compile="off", augment=False)
+def trained_drq_agent(seed: int = 0, layers: str = "head") -> DQNAgent:
+    config = preset("drq").replace(compile="off", augment=False, reset_layers=layers)
     agent = DQNAgent.build(config, (4, 84, 84), 6, torch.device("cpu"), seed=seed)
     for i in range(3):
         agent.update(pixel_batch(i))
@@ -31,31 +31,65 @@ def trained_drq_agent(seed: int = 0) -> DQNAgent:
     return agent
 
 
-def test_a_reset_renews_the_dense_layers_keeps_the_convolutions_and_their_optimizer_state():
-    agent = trained_drq_agent()
+def check_reset(agent: DQNAgent, renewed: tuple[str, ...], expected: int) -> None:
+    """Reset ``agent``; the parameters under ``renewed`` (and only they) get new weights, the
+    same in the target, and fresh Adam moments; the others keep theirs and their state."""
     online = {k: v.clone() for k, v in agent.online.state_dict().items()}
-    conv = list(agent.online.torso.convs.parameters())
-    conv_state = {id(p): agent.optimizer.state[p]["exp_avg"].clone() for p in conv}
-    reset = agent.reset_head()
-    # drq's network: the shared 7744 -> 512 layer ('SAME' convolutions), then dueling value
-    # 512 -> 1 and advantage 512 -> 6 output layers: 3,965,440 + 513 + 3,078 parameters
-    assert reset == 7744 * 512 + 512 + (512 + 1) + (512 * 6 + 6) == 3_969_031
-    after = agent.online.state_dict()
+    target_before = {k: v.clone() for k, v in agent.target.state_dict().items()}
+    params = dict(agent.online.named_parameters())
+    kept = [p for k, p in params.items() if not k.startswith(renewed)]
+    fresh = [p for k, p in params.items() if k.startswith(renewed)]
+    kept_state = {id(p): agent.optimizer.state[p]["exp_avg"].clone() for p in kept}
+    assert agent.reset_head() == expected
+    after, target = agent.online.state_dict(), agent.target.state_dict()
     for key, value in after.items():
-        changed = not torch.equal(value, online[key])
-        assert changed == (not key.startswith("torso.convs")), key
-    for p in conv:
-        assert torch.equal(agent.optimizer.state[p]["exp_avg"], conv_state[id(p)])
-    dense = [*agent.online.torso.fc.parameters(), *agent.online.head.parameters()]
-    assert all(p not in agent.optimizer.state or not agent.optimizer.state[p] for p in dense)
-    target = agent.target.state_dict()
-    for key, value in after.items():  # the target: the same new dense layers, its own convs
-        same = torch.equal(value, target[key])
-        assert same == (not key.startswith("torso.convs")), key
+        is_reset = key.startswith(renewed)
+        assert (not torch.equal(value, online[key])) == is_reset, key
+        assert torch.equal(value, target[key]) == is_reset, key  # the target: same new weights
+        if not is_reset:
+            assert torch.equal(target[key], target_before[key]), key  # its own, untouched
+    for p in kept:
+        assert torch.equal(agent.optimizer.state[p]["exp_avg"], kept_state[id(p)])
+    assert all(p not in agent.optimizer.state or not agent.optimizer.state[p] for p in fresh)
     metrics = agent.update(pixel_batch(4))  # Adam starts the reset layers' moments afresh
     assert torch.isfinite(metrics["losses/td_loss"])
-    assert all(float(agent.optimizer.state[p]["step"]) == 1.0 for p in dense)
-    assert all(float(agent.optimizer.state[p]["step"]) == 5.0 for p in conv)
+    assert all(float(agent.optimizer.state[p]["step"]) == 1.0 for p in fresh)
+    assert all(float(agent.optimizer.state[p]["step"]) == 5.0 for p in kept)
+
+
+def test_a_reset_renews_the_output_layers_only_by_default():
+    # drq's head: dueling value 512 -> 1 and advantage 512 -> 6 layers after the shared 512-unit
+    # layer, which is kept, as the reference's reset_head = True, reset_projection = False
+    agent = trained_drq_agent()
+    assert agent.config.reset_layers == "head"
+    check_reset(agent, ("head.value.", "head.advantage."), (512 + 1) + (512 * 6 + 6))
+    assert (512 + 1) + (512 * 6 + 6) == 3_591
+
+
+def test_a_dense_reset_also_renews_the_512_unit_layer_and_keeps_the_convolutions():
+    agent = trained_drq_agent(layers="dense")
+    # the shared 7744 -> 512 layer ('SAME' convolutions) too: 3,965,440 + 513 + 3,078
+    expected = 7744 * 512 + 512 + (512 + 1) + (512 * 6 + 6)
+    assert expected == 3_969_031
+    check_reset(agent, ("head.", "torso.fc."), expected)
+
+
+def test_the_output_layers_of_each_stream_are_found_in_every_head():
+    def names(name: str, layers: str, **changes) -> list[str]:
+        config = preset(name).replace(compile="off", **changes)
+        agent = DQNAgent.build(config, (4, 84, 84), 6, torch.device("cpu"), seed=0)
+        return reset_layer_names(agent.online, layers)
+
+    assert names("nature", "head") == ["head.linear"]
+    assert names("nature", "dense") == ["head", "torso.fc"]
+    # rainbow: C51 with a 512-unit hidden layer per stream (Linear, ReLU, Linear): the last
+    assert names("rainbow", "head") == ["head.actions.2", "head.value.2"]
+    assert names("rainbow", "dense") == ["head"]  # no fc in its torso: the streams' hiddens
+    # dueling streams: each with its own 512-unit layer (Wang 2016), or sharing one (Dopamine)
+    assert names("nature", "head", dueling=True) == ["head.value.2", "head.advantage.2"]
+    shared = {"dueling": True, "shared_hidden": True}
+    assert names("nature", "head", **shared) == ["head.value", "head.advantage"]
+    assert names("nature", "dense", **shared) == ["head", "torso.fc"]
 
 
 def test_a_reset_is_drawn_from_the_agents_seed_alone():

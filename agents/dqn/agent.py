@@ -127,6 +127,31 @@ def should_compile(config: TrainConfig, obs_shape: Sequence[int]) -> bool:
     return len(obs_shape) == 3 and updates / config.train_frequency >= COMPILE_MIN_UPDATES
 
 
+def reset_layer_names(network: nn.Module, layers: str) -> list[str]:
+    """Names (as ``get_submodule`` takes them) of the layers a reset renews: for ``head``, the
+    output layer of each of the head's streams (the Q-value layer; the dueling value and advantage
+    layers; C51's per-action and value layers), not the hidden layers a stream may have before
+    it; for ``dense``, the whole head and the torso's fully connected layer when it has
+    parameters (the 512-unit layer after the Nature convolutions)."""
+    if layers not in ("head", "dense"):
+        raise ValueError(f"reset layers {layers!r} is not accepted; use one of head, dense")
+    head = network.get_submodule("head")
+    if layers == "dense":
+        fc = getattr(network.get_submodule("torso"), "fc", None)
+        has_fc = isinstance(fc, nn.Module) and any(True for _ in fc.parameters())
+        return ["head", *(["torso.fc"] if has_fc else [])]
+    names = []
+    for name, stream in head.named_children():
+        if not any(True for _ in stream.parameters()):
+            continue
+        if isinstance(stream, nn.Sequential):
+            last = max(i for i, layer in enumerate(stream) if any(True for _ in layer.parameters()))
+            names.append(f"head.{name}.{last}")
+        else:
+            names.append(f"head.{name}")
+    return names
+
+
 class DQNAgent:
     """Online and target Q-networks, the optimizer and the update rule. Receives its parts."""
 
@@ -260,16 +285,14 @@ class DQNAgent:
 
     @torch.no_grad()
     def reset_head(self) -> int:
-        """Re-initialise the layers after the convolutions (the torso's fully connected layer when
-        it has one, and the head) of the online network, give the target the same new weights,
-        and drop those parameters' optimizer state (Nikishin et al. 2022); the initialisation
-        (the config's ``weight_init``) is drawn from a seed of the agent's generator. Returns the
-        number of parameters reset."""
-        parts = [self.online.head]
-        targets = [self.target.head]
-        if isinstance(getattr(self.online.torso, "fc", None), nn.Module):
-            parts.append(self.online.torso.fc)
-            targets.append(self.target.torso.fc)
+        """Re-initialise the last layers of the online network (the config's ``reset_layers``:
+        the head, or also the torso's fully connected layer when it has one), give the target the
+        same new weights, and drop those parameters' optimizer state (Nikishin et al. 2022); the
+        initialisation (the config's ``weight_init``) is drawn from a seed of the agent's
+        generator. Returns the number of parameters reset."""
+        names = reset_layer_names(self.online, self.config.reset_layers)
+        parts = [self.online.get_submodule(name) for name in names]
+        targets = [self.target.get_submodule(name) for name in names]
         seed = int(torch.randint(2**31, (1,), generator=self.generator, device=self.device))
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):

@@ -100,12 +100,18 @@ class TrainConfig:
     tau: float = 1.0
     """Target update: 1.0 is a hard copy, smaller values Polyak-average."""
     reset_every_steps: int = 0
-    """Agent steps between resets of the layers after the convolutions (the 512-unit layer and the
-    output layers, or the head of an MLP): re-initialised in the online and target networks with
-    their optimizer state, the replay kept (Nikishin et al. 2022, "The Primacy Bias in Deep
-    Reinforcement Learning"; their Atari-100k SPR runs reset the head every 20,000 agent steps,
-    4 times, none at the run's end). Resets fall at every multiple below --total-steps; 0
-    disables."""
+    """Agent steps between resets of the last layers (--reset-layers says which): re-initialised
+    in the online network, the target given the same new weights, their optimizer state dropped,
+    the replay kept (Nikishin et al. 2022, "The Primacy Bias in Deep Reinforcement Learning";
+    their Atari-100k runs, on SPR, reset every 20,000 agent steps, 4 times, none at the run's
+    end: reset_every = 20000, total_resets = 4 in the authors' configs/SPR_with_resets.gin).
+    Resets fall at every multiple below --total-steps; 0 disables."""
+    reset_layers: Literal["head", "dense"] = "head"
+    """Which layers a reset renews: head (the output layer of each stream: the Q-value layer, the
+    dueling value and advantage layers, C51's; the authors' Atari setting: reset_head = True,
+    reset_projection left False in configs/SPR_with_resets.gin, where the head is the LinearHead
+    of discrete_control/networks.py and the projection the 512-unit layer before it) or dense
+    (every layer after the convolutions: also the 512-unit layer, shared or per stream)."""
     double_dqn: bool = False
     """Double DQN target: online argmax, target evaluation (van Hasselt 2016)."""
     dueling: bool = False
@@ -251,7 +257,8 @@ FLAG_GROUPS: dict[str, tuple[str, ...]] = {
     "algorithm": (
         "buffer_size", "batch_size", "learning_starts", "train_frequency", "gradient_steps",
         "gamma", "loss", "optimizer", "learning_rate", "optimizer_eps", "rmsprop_alpha",
-        "max_grad_norm", "target_update_steps", "tau", "reset_every_steps", "hidden",
+        "max_grad_norm", "target_update_steps", "tau", "reset_every_steps", "reset_layers",
+        "hidden",
         "conv_padding", "weight_init", "epsilon_start", "epsilon_end",
         "epsilon_decay_steps", "epsilon_decay_fraction", "epsilon_decay_start", "augment",
         "augment_pad", "augment_intensity",

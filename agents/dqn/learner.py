@@ -88,7 +88,7 @@ class Learner:
             self.next_target_sync += self.config.target_update_steps
 
     def reset_due(self, global_step: int) -> bool:
-        """Reset the agent's layers after the convolutions (``DQNAgent.reset_head``) at each
+        """Reset the agent's last layers (``DQNAgent.reset_head``, ``reset_layers``) at each
         multiple of ``reset_every_steps`` reached by ``global_step`` below the run's total;
         True when one was made."""
         made = False
