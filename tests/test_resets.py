@@ -32,29 +32,27 @@ def trained_drq_agent(seed: int = 0, layers: str = "head") -> DQNAgent:
 
 
 def check_reset(agent: DQNAgent, renewed: tuple[str, ...], expected: int) -> None:
-    """Reset ``agent``; the parameters under ``renewed`` (and only they) get new weights, the
-    same in the target, and fresh Adam moments; the others keep theirs and their state."""
+    """Reset ``agent``: the online parameters under ``renewed`` (and only they) get new weights,
+    the target keeps its own until its next sync, and the optimizer starts afresh for every
+    parameter, as ``reset_weights`` in Nikishin et al.'s code."""
+    agent.sync_target()  # the target holds the online weights, as after drq's per-step sync
     online = {k: v.clone() for k, v in agent.online.state_dict().items()}
     target_before = {k: v.clone() for k, v in agent.target.state_dict().items()}
-    params = dict(agent.online.named_parameters())
-    kept = [p for k, p in params.items() if not k.startswith(renewed)]
-    fresh = [p for k, p in params.items() if k.startswith(renewed)]
-    kept_state = {id(p): agent.optimizer.state[p]["exp_avg"].clone() for p in kept}
+    assert agent.target_is_online
+    assert all(len(agent.optimizer.state[p]) for p in agent.online.parameters())
     assert agent.reset_head() == expected
     after, target = agent.online.state_dict(), agent.target.state_dict()
     for key, value in after.items():
-        is_reset = key.startswith(renewed)
-        assert (not torch.equal(value, online[key])) == is_reset, key
-        assert torch.equal(value, target[key]) == is_reset, key  # the target: same new weights
-        if not is_reset:
-            assert torch.equal(target[key], target_before[key]), key  # its own, untouched
-    for p in kept:
-        assert torch.equal(agent.optimizer.state[p]["exp_avg"], kept_state[id(p)])
-    assert all(p not in agent.optimizer.state or not agent.optimizer.state[p] for p in fresh)
-    metrics = agent.update(pixel_batch(4))  # Adam starts the reset layers' moments afresh
+        assert (not torch.equal(value, online[key])) == key.startswith(renewed), key
+        assert torch.equal(target[key], target_before[key]), key  # untouched until its sync
+    assert not agent.target_is_online  # the loss must run the target network again
+    assert len(agent.optimizer.state) == 0
+    metrics = agent.update(pixel_batch(4))  # Adam starts every moment afresh
     assert torch.isfinite(metrics["losses/td_loss"])
-    assert all(float(agent.optimizer.state[p]["step"]) == 1.0 for p in fresh)
-    assert all(float(agent.optimizer.state[p]["step"]) == 5.0 for p in kept)
+    assert all(float(agent.optimizer.state[p]["step"]) == 1.0 for p in agent.online.parameters())
+    agent.sync_target()  # the next sync hands the target the reset layers, as trained since
+    for key, value in agent.online.state_dict().items():
+        assert torch.equal(agent.target.state_dict()[key], value), key
 
 
 def test_a_reset_renews_the_output_layers_only_by_default():

@@ -286,13 +286,16 @@ class DQNAgent:
     @torch.no_grad()
     def reset_head(self) -> int:
         """Re-initialise the last layers of the online network (the config's ``reset_layers``:
-        the head, or also the torso's fully connected layer when it has one), give the target the
-        same new weights, and drop those parameters' optimizer state (Nikishin et al. 2022); the
-        initialisation (the config's ``weight_init``) is drawn from a seed of the agent's
-        generator. Returns the number of parameters reset."""
-        names = reset_layer_names(self.online, self.config.reset_layers)
-        parts = [self.online.get_submodule(name) for name in names]
-        targets = [self.target.get_submodule(name) for name in names]
+        the output layers, or also the torso's fully connected layer when it has one) and start
+        the optimizer afresh, as Nikishin et al. 2022 in the authors' code (``reset_weights`` in
+        ``discrete_control/agents/rainbow_agent.py``: new weights for the reset layers, a new
+        optimizer state for every layer). The target network is left alone: it takes the new
+        weights at its next sync. The initialisation (the config's ``weight_init``) is drawn from
+        a seed of the agent's generator. Returns the number of parameters reset."""
+        parts = [
+            self.online.get_submodule(name)
+            for name in reset_layer_names(self.online, self.config.reset_layers)
+        ]
         seed = int(torch.randint(2**31, (1,), generator=self.generator, device=self.device))
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
@@ -302,15 +305,9 @@ class DQNAgent:
                     if hasattr(layer, "reset_parameters"):
                         layer.reset_parameters()
                 initialize(part, self.config.weight_init)
-        reset = 0
-        for part, target in zip(parts, targets):
-            for p, t in zip(part.parameters(), target.parameters()):
-                self.optimizer.state.pop(p, None)
-                t.copy_(p)
-                reset += p.numel()
-            for b, t in zip(part.buffers(), target.buffers()):
-                t.copy_(b)
-        return reset
+        self.optimizer.state.clear()
+        self.target_is_online = False
+        return sum(p.numel() for part in parts for p in part.parameters())
 
     @torch.no_grad()
     def sync_target(self) -> None:

@@ -101,11 +101,12 @@ class TrainConfig:
     """Target update: 1.0 is a hard copy, smaller values Polyak-average."""
     reset_every_steps: int = 0
     """Agent steps between resets of the last layers (--reset-layers says which): re-initialised
-    in the online network, the target given the same new weights, their optimizer state dropped,
-    the replay kept (Nikishin et al. 2022, "The Primacy Bias in Deep Reinforcement Learning";
-    their Atari-100k runs, on SPR, reset every 20,000 agent steps, 4 times, none at the run's
-    end: reset_every = 20000, total_resets = 4 in the authors' configs/SPR_with_resets.gin).
-    Resets fall at every multiple below --total-steps; 0 disables."""
+    in the online network, the optimizer state of every layer dropped, the replay kept, the
+    target given the new layers at its next sync (Nikishin et al. 2022, "The Primacy Bias in
+    Deep Reinforcement Learning"; their Atari-100k runs, on SPR, reset every 20,000 agent steps,
+    4 times, none at the run's end: reset_every = 20000, total_resets = 4 in the authors'
+    configs/SPR_with_resets.gin; their reset_weights renews the optimizer state for all
+    parameters). Resets fall at every multiple below --total-steps; 0 disables."""
     reset_layers: Literal["head", "dense"] = "head"
     """Which layers a reset renews: head (the output layer of each stream: the Q-value layer, the
     dueling value and advantage layers, C51's; the authors' Atari setting: reset_head = True,
