@@ -72,19 +72,24 @@ def test_noisy_layers_keep_their_own_initialisation():
         assert torch.equal(p, q) == name.startswith(tuple(noisy)), name
 
 
-def test_a_reset_redraws_the_dense_layers_under_the_same_scheme():
-    config = preset("drq").replace(compile="off", augment=False, weight_init="xavier")
+@pytest.mark.parametrize("layers", ["head", "dense"])
+def test_a_reset_redraws_its_layers_under_the_same_scheme(layers):
+    config = preset("drq").replace(
+        compile="off", augment=False, weight_init="xavier", reset_layers=layers
+    )
     agent = DQNAgent.build(config, (4, 84, 84), 6, torch.device("cpu"), seed=0)
     with torch.no_grad():
         for p in agent.online.parameters():
             p.add_(0.5)  # stands in for training: no bias is zero any more
     before = {k: v.clone() for k, v in agent.online.state_dict().items()}
     agent.reset_head()
-    layers = dict(agent.online.named_modules())
+    layers_by_name = dict(agent.online.named_modules())
+    kept = ("torso.convs",) if layers == "dense" else ("torso.convs", "torso.fc")
     for name, fan_in, fan_out in DRQ_LAYERS:
-        layer = layers[name]
-        if name.startswith("torso.convs"):
+        layer = layers_by_name[name]
+        if name.startswith(kept):
             assert torch.equal(layer.weight, before[f"{name}.weight"]), name
+            assert torch.equal(layer.bias, before[f"{name}.bias"]), name
             continue
         assert torch.count_nonzero(layer.bias) == 0, name
         assert float(layer.weight.abs().max()) <= math.sqrt(6.0 / (fan_in + fan_out)) * 1.000001
