@@ -22,6 +22,9 @@ run's state from its directory).
   trades that for disk.
 - Flags after ``--`` go to every ``scripts.train`` call, e.g. ``-- --total-steps 2000``.
 - ``--report``: write the table from the runs there are, train nothing.
+- ``--baseline DIR``: another suite's output directory (e.g. the same preset without a switch);
+  the report adds, per game, the runs here beside the same game and seed there, the aggregates of
+  both over the games with a pair, and the settings in which they differ.
 - Logs: ``OUTPUT_DIR/logs/GAME-seedS.log`` (stdout and stderr of each training process).
 - Ctrl-C or SIGTERM: each running training gets SIGTERM (it checkpoints and exits), the report is
   written for the runs that finished, and the suite exits 130/143; run it again to continue.
@@ -86,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--report", action="store_true", help="only write the report; train nothing")
     p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="another suite's --output-dir: the report adds each game beside the same game and "
+        "seed there, with both aggregates and the settings that differ (default: none)",
+    )
+    p.add_argument(
         "--bootstrap-reps",
         type=int,
         default=2000,
@@ -93,6 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="stratified-bootstrap resamples for the intervals",
     )
     return p
+
+
+def check_baseline(baseline: Path, output_dir: Path) -> None:
+    """``--baseline`` names an existing directory other than ``--output-dir``."""
+    if not baseline.is_dir():
+        raise ValueError(
+            f"--baseline: {str(baseline)!r} is not a directory; give the --output-dir of another "
+            "suite (GAME/seedS run directories)"
+        )
+    if baseline.resolve() == output_dir.resolve():
+        raise ValueError(
+            f"--baseline: {str(baseline)!r} is this suite's --output-dir; give another suite's"
+        )
 
 
 def parse_seeds(values: Sequence[str]) -> list[int]:
@@ -281,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(
             f"--preset: unknown preset {args.preset!r}; accepted: {', '.join(PRESETS)}"
         )
+    if args.baseline is not None:
+        check_baseline(args.baseline, args.output_dir)
     games = select_games(args.games, args.suite)
     seeds = parse_seeds(args.seeds)
     runs = [Run(g, s, args.output_dir / g / f"seed{s}") for g in games for s in seeds]
@@ -298,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif suite.failed:
             code = 1
     text = write_report(
-        args.output_dir, build_report(games, runs, args.preset, args.bootstrap_reps)
+        args.output_dir,
+        build_report(games, runs, args.preset, args.bootstrap_reps, baseline=args.baseline),
     )
     print(text, end="")
     print(f"report: {args.output_dir / 'report.md'}, {args.output_dir / 'report.json'}")

@@ -148,9 +148,14 @@ def published_aggregates(games: Sequence[str]) -> dict[str, dict[str, float]]:
 
 
 def build_report(
-    games: Sequence[str], runs: list[Run], preset: str, reps: int = 2000
+    games: Sequence[str],
+    runs: list[Run],
+    preset: str,
+    reps: int = 2000,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
-    """The per-game table and the aggregates, as plain data (``report.json``)."""
+    """The per-game table and the aggregates, as plain data (``report.json``); with
+    ``baseline``, the runs beside those of another suite (``compare_with``)."""
     results = collect(runs)
     rows = []
     for game in games:
@@ -175,11 +180,112 @@ def build_report(
         scores = {g: [r["hns"] for r in results[g]] for g in done}
         intervals = bootstrap_intervals(scores, AGGREGATE_NAMES, reps=reps, seed=0)
         aggregates["ours"] = {name: iv.as_dict() for name, iv in intervals.items()}
-    return {
+    report = {
         "preset": preset, "protocol": PROTOCOL_LINE, "score_set": SCORE_SET,
         "published_sources": PUBLISHED, "games": list(games), "rows": rows,
         "aggregates": aggregates, "unfinished": unfinished(runs),
     }  # fmt: skip
+    if baseline is not None:
+        report["comparison"] = compare_with(runs, baseline, reps)
+    return report
+
+
+def setting_differences(pairs: Sequence[tuple[Path, Path]]) -> dict[str, list[Any]]:
+    """The settings (``scripts.run_groups.compared_settings``: what makes a different experiment)
+    in which a run and its baseline differ: {setting: [value here, value in the baseline]}, the
+    values of the first pair that differs in it."""
+    from scripts.run_groups import compared_settings, same_value
+
+    out: dict[str, list[Any]] = {}
+    for ours, theirs in pairs:
+        sides = []
+        for path in (ours, theirs):
+            config = read_json(path / "config.json") or {}
+            sides.append(compared_settings({"config": config, "preset": config.get("preset")}))
+        for key, value in sides[0].items():
+            if key not in out and same_value(value) != same_value(sides[1].get(key)):
+                out[key] = [value, sides[1].get(key)]
+    return out
+
+
+def compare_with(runs: list[Run], baseline: Path, reps: int = 2000) -> dict[str, Any]:
+    """Each finished run beside the run of the same game and seed finished in ``baseline`` (the
+    output directory of another suite): per game, the mean return and human-normalized score of
+    both over their paired seeds; the mean, median and IQM of both over the games with a pair,
+    with stratified-bootstrap 95% intervals; and the settings that differ."""
+    pairs: dict[str, list[tuple[Run, dict[str, Any], dict[str, Any]]]] = {}
+    for run in runs:
+        theirs = baseline / run.game / f"seed{run.seed}"
+        ours_result, their_result = final_result(run.path), final_result(theirs)
+        if run_state(run.path) == "finished" and run_state(theirs) == "finished":
+            pairs.setdefault(run.game, []).append((run, ours_result, their_result))
+    rows = []
+    for game, paired in pairs.items():
+        ours = [normalized(game, o["mean_return"]) for _, o, _ in paired]
+        theirs = [normalized(game, t["mean_return"]) for _, _, t in paired]
+        rows.append({
+            "game": game, "seeds": [run.seed for run, _, _ in paired],
+            "ours": float(np.mean([o["mean_return"] for _, o, _ in paired])),
+            "baseline": float(np.mean([t["mean_return"] for _, _, t in paired])),
+            "ours_hns": float(np.mean(ours)), "baseline_hns": float(np.mean(theirs)),
+            "ours_run_hns": ours, "baseline_run_hns": theirs,
+        })  # fmt: skip
+    out: dict[str, Any] = {
+        "baseline_dir": str(baseline),
+        "rows": rows,
+        "pairs": sum(map(len, pairs.values())),
+    }
+    out["settings"] = setting_differences(
+        [(run.path, baseline / run.game / f"seed{run.seed}") for v in pairs.values()
+         for run, _, _ in v]
+    )  # fmt: skip
+    if rows:
+        for side in ("ours", "baseline"):
+            scores = {row["game"]: row[f"{side}_run_hns"] for row in rows}
+            intervals = bootstrap_intervals(scores, AGGREGATE_NAMES, reps=reps, seed=0)
+            out[side] = {name: iv.as_dict() for name, iv in intervals.items()}
+        out["higher"] = sum(row["ours_hns"] > row["baseline_hns"] for row in rows)
+        out["lower"] = sum(row["ours_hns"] < row["baseline_hns"] for row in rows)
+    return out
+
+
+def render_comparison(comparison: dict[str, Any], preset: str) -> list[str]:
+    """The markdown section of ``compare_with``'s result."""
+    lines = ["", f"## Against the baseline `{comparison['baseline_dir']}`", ""]
+    settings = comparison["settings"]
+    if settings:
+        said = "; ".join(f"`{key}` {_shown(here)} here, {_shown(there)} there"
+                         for key, (here, there) in settings.items())  # fmt: skip
+        lines.append(f"Settings that differ: {said}.")
+    else:
+        lines.append("No setting differs between the paired runs but the seed and the output.")
+    rows = comparison["rows"]
+    if not rows:
+        return lines + ["", "No game and seed has finished in both suites yet."]
+    lines += ["", "| game | seeds | ours | baseline | ours HNS | baseline HNS | difference |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in rows:
+        diff = row["ours_hns"] - row["baseline_hns"]
+        cells = [row["game"], ",".join(map(str, row["seeds"])), _num(row["ours"], 2),
+                 _num(row["baseline"], 2), _num(row["ours_hns"], 3),
+                 _num(row["baseline_hns"], 3), f"{diff:+.3f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Over the {len(rows)} games with a pair ({comparison['pairs']} pairs of runs; "
+              f"higher on {comparison['higher']}, lower on {comparison['lower']}), "
+              "human-normalized, stratified-bootstrap 95% intervals:", "",
+              "| agent | mean | median | IQM |", "|---|---|---|---|"]  # fmt: skip
+    for side, label in (("ours", f"ours ({preset})"), ("baseline", "baseline")):
+        values = comparison[side]
+        cells = [f"{values[n]['point']:.3f} [{values[n]['low']:.3f}, {values[n]['high']:.3f}]"
+                 for n in AGGREGATE_NAMES]  # fmt: skip
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _shown(value: Any) -> str:
+    from scripts.run_groups import shown_value
+
+    return f"`{shown_value(value)}`"
 
 
 def _num(x: float | None, digits: int = 1) -> str:
@@ -235,6 +341,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     if waiting:
         lines += ["", f"Not finished ({len(waiting)} of {len(waiting) + agg['runs']} runs): "
                   + "; ".join(unfinished_text(run) for run in waiting) + "."]  # fmt: skip
+    if report.get("comparison"):
+        lines += render_comparison(report["comparison"], report["preset"])
     return "\n".join(lines) + "\n"
 
 

@@ -171,7 +171,7 @@ def test_a_directory_without_checkpoint_is_set_aside_not_deleted(tmp_path):
     assert moved.name.startswith("seed1.abandoned-")
 
 
-def test_games_seeds_and_bad_input(capsys):
+def test_games_seeds_and_bad_input(capsys, tmp_path):
     assert suite.select_games(None, None) == list(atari100k.EIGHT_GAMES)
     assert suite.select_games(None, "atari100k") == list(atari100k.GAMES)
     assert suite.select_games("pong, ms_pacman,Pong", None) == ["Pong", "MsPacman"]
@@ -182,9 +182,46 @@ def test_games_seeds_and_bad_input(capsys):
         (["--seeds", "x"], "--seeds"),
         (["--jobs", "0"], "--jobs"),
         (["--preset", "nope"], "--preset"),
+        (["--baseline", str(tmp_path / "nope")], "is not a directory; give the --output-dir"),
+        (["--baseline", str(tmp_path), "--output-dir", str(tmp_path)], "is this suite's"),
     ):
         assert suite.main(argv) == 2, argv
         assert words in capsys.readouterr().err
+
+
+def test_a_baseline_suite_is_paired_game_by_game_with_the_settings_that_differ(tmp_path, capsys):
+    here, there = tmp_path / "resets", tmp_path / "plain"
+    # here: Pong HNS 1.0, Boxing 0.5, Breakout 0.0; the baseline: Pong 0.5, Boxing 1.0, no Breakout
+    for game, ours, theirs in (
+        ("Pong", 14.6, -3.05),
+        ("Boxing", 6.1, 12.1),
+        ("Breakout", 1.7, None),
+    ):
+        write_run(here / game / "seed1", game, 1, ours)
+        config = json.loads((here / game / "seed1" / "config.json").read_text())
+        config["reset_every_steps"] = 20_000
+        (here / game / "seed1" / "config.json").write_text(json.dumps(config))
+        if theirs is not None:
+            write_run(there / game / "seed1", game, 1, theirs)
+    (there / "Breakout" / "seed1" / "checkpoints").mkdir(parents=True)  # not finished there
+    rc = suite.main(["--games", "Boxing,Breakout,Pong", "--output-dir", str(here), "--report",
+                     "--baseline", str(there), "--bootstrap-reps", "200", "--",
+                     "--reset-every-steps", "20000"])  # fmt: skip
+    assert rc == 0
+    comparison = json.loads((here / "report.json").read_text())["comparison"]
+    assert [row["game"] for row in comparison["rows"]] == ["Boxing", "Pong"]
+    assert comparison["settings"] == {"reset_every_steps": [20_000, 0]}
+    assert (comparison["higher"], comparison["lower"], comparison["pairs"]) == (1, 1, 2)
+    assert comparison["ours"]["mean"]["point"] == pytest.approx(0.75)
+    assert comparison["baseline"]["mean"]["point"] == pytest.approx(0.75)
+    text = (here / "report.md").read_text()
+    assert f"## Against the baseline `{there}`" in text
+    assert "Settings that differ: `reset_every_steps` `20000` here, `0` there." in text
+    assert "| Boxing | 1 | 6.10 | 12.10 | 0.500 | 1.000 | -0.500 |" in text
+    assert "| Pong | 1 | 14.60 | -3.05 | 1.000 | 0.500 | +0.500 |" in text
+    assert "Over the 2 games with a pair (2 pairs of runs; higher on 1, lower on 1)" in text
+    assert "| baseline | 0.750 [0.750, 0.750] | 0.750 [0.750, 0.750] |" in text
+    assert text in capsys.readouterr().out
 
 
 def test_report_only_writes_markdown_and_json(tmp_path, capsys):
