@@ -72,16 +72,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                               str(out / "pretrained" / name), "--output-dir",
                               str(out / "pretrained" / name / "evaluation")])  # fmt: skip
 
-    print("\nOutputs:")
-    print(f"  CartPole run     {out / 'cartpole'} (summary.json, metrics.csv, checkpoints/)")
-    label = f"{args.game} run"
     final = atari_summary["eval_mean_return"]
-    print(f"  {label:<16} {out / 'atari'} (the run's own final evaluation: mean {final:.1f})")
-    print(f"  gameplay video   {out / 'videos'}/episode_000.mp4")
-    print(f"  learning curves  {plots[0]}")
-    print(f"  wandb (offline)  {out}/*/wandb/ (upload later with `wandb sync`)")
-    for name in shipped:
-        print(f"  {name + ' (shipped)':<16} {out / 'pretrained' / name}/episode_000.mp4")
+    outputs = [
+        ("CartPole run", f"{out / 'cartpole'} (summary.json, metrics.csv, checkpoints/)"),
+        (f"{args.game} run", f"{out / 'atari'} (the run's own final evaluation: mean {final:.1f})"),
+        ("gameplay video", f"{out / 'videos'}/episode_000.mp4"),
+        ("learning curves", str(plots[0])),
+        ("wandb (offline)", f"{out}/*/wandb/ (upload later with `wandb sync`)"),
+        *(
+            (f"{name} (shipped)", f"{out / 'pretrained' / name}/episode_000.mp4")
+            for name in shipped
+        ),
+    ]
+    width = max(len(label) for label, _ in outputs)
+    print("\nOutputs:")
+    for label, where in outputs:
+        print(f"  {label:<{width}}  {where}")
     return 0
 
 

@@ -86,4 +86,6 @@ def test_demo_quick_tour_writes_every_output(tmp_path, capsys):
     for run in ("cartpole", "atari"):
         assert (tmp_path / run / "summary.json").exists()
         assert list((tmp_path / run / "wandb").glob("offline-run-*"))
-    assert "Outputs:" in capsys.readouterr().out
+    outputs = capsys.readouterr().out.split("\nOutputs:\n")[1].splitlines()
+    assert len(outputs) == 5 + len(demo.list_pretrained())  # one line per output, all of them
+    assert len({line.index(str(tmp_path)) for line in outputs}) == 1  # in one column
