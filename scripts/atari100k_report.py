@@ -252,6 +252,9 @@ def compare_with(runs: list[Run], baseline: Path, reps: int = 2000) -> dict[str,
 def render_comparison(comparison: dict[str, Any], preset: str) -> list[str]:
     """The markdown section of ``compare_with``'s result."""
     lines = ["", f"## Against the baseline `{comparison['baseline_dir']}`", ""]
+    rows = comparison["rows"]
+    if not rows:
+        return lines + ["No game and seed has finished in both suites yet."]
     settings = comparison["settings"]
     if settings:
         said = "; ".join(f"`{key}` {_shown(here)} here, {_shown(there)} there"
@@ -259,9 +262,6 @@ def render_comparison(comparison: dict[str, Any], preset: str) -> list[str]:
         lines.append(f"Settings that differ: {said}.")
     else:
         lines.append("No setting differs between the paired runs but the seed and the output.")
-    rows = comparison["rows"]
-    if not rows:
-        return lines + ["", "No game and seed has finished in both suites yet."]
     lines += ["", "| game | seeds | ours | baseline | ours HNS | baseline HNS | difference |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in rows:

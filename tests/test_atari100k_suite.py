@@ -222,6 +222,8 @@ def test_a_baseline_suite_is_paired_game_by_game_with_the_settings_that_differ(t
     assert "Over the 2 games with a pair (2 pairs of runs; higher on 1, lower on 1)" in text
     assert "| baseline | 0.750 [0.750, 0.750] | 0.750 [0.750, 0.750] |" in text
     assert text in capsys.readouterr().out
+    empty = tables.render_comparison({"baseline_dir": "b", "rows": [], "settings": {}}, "drq")
+    assert empty[-1] == "No game and seed has finished in both suites yet."
 
 
 def test_report_only_writes_markdown_and_json(tmp_path, capsys):
