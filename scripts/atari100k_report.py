@@ -177,9 +177,7 @@ def build_report(
         "published_all_games": published_aggregates(games),
     }
     if done:
-        scores = {g: [r["hns"] for r in results[g]] for g in done}
-        intervals = bootstrap_intervals(scores, AGGREGATE_NAMES, reps=reps, seed=0)
-        aggregates["ours"] = {name: iv.as_dict() for name, iv in intervals.items()}
+        aggregates["ours"] = hns_intervals({g: [r["hns"] for r in results[g]] for g in done}, reps)
     report = {
         "preset": preset, "protocol": PROTOCOL_LINE, "score_set": SCORE_SET,
         "published_sources": PUBLISHED, "games": list(games), "rows": rows,
@@ -188,6 +186,19 @@ def build_report(
     if baseline is not None:
         report["comparison"] = compare_with(runs, baseline, reps)
     return report
+
+
+def hns_intervals(scores: dict[str, list[float]], reps: int) -> dict[str, dict[str, float]]:
+    """Mean, median and IQM of per-run human-normalized ``scores`` ({game: [score per run]})
+    with stratified-bootstrap 95% intervals, as plain data."""
+    intervals = bootstrap_intervals(scores, AGGREGATE_NAMES, reps=reps, seed=0)
+    return {name: iv.as_dict() for name, iv in intervals.items()}
+
+
+def interval_cells(values: dict[str, dict[str, float]]) -> list[str]:
+    """``0.619 [0.600, 0.640]`` for each aggregate of ``hns_intervals``."""
+    return [f"{values[n]['point']:.3f} [{values[n]['low']:.3f}, {values[n]['high']:.3f}]"
+            for n in AGGREGATE_NAMES]  # fmt: skip
 
 
 def setting_differences(pairs: Sequence[tuple[Path, Path]]) -> dict[str, list[Any]]:
@@ -213,37 +224,32 @@ def compare_with(runs: list[Run], baseline: Path, reps: int = 2000) -> dict[str,
     output directory of another suite): per game, the mean return and human-normalized score of
     both over their paired seeds; the mean, median and IQM of both over the games with a pair,
     with stratified-bootstrap 95% intervals; and the settings that differ."""
-    pairs: dict[str, list[tuple[Run, dict[str, Any], dict[str, Any]]]] = {}
+    pairs: dict[str, list[tuple[Run, Path, dict[str, Any], dict[str, Any]]]] = {}
     for run in runs:
         theirs = baseline / run.game / f"seed{run.seed}"
         ours_result, their_result = final_result(run.path), final_result(theirs)
-        if run_state(run.path) == "finished" and run_state(theirs) == "finished":
-            pairs.setdefault(run.game, []).append((run, ours_result, their_result))
+        if ours_result is not None and their_result is not None:  # both finished
+            pairs.setdefault(run.game, []).append((run, theirs, ours_result, their_result))
     rows = []
     for game, paired in pairs.items():
-        ours = [normalized(game, o["mean_return"]) for _, o, _ in paired]
-        theirs = [normalized(game, t["mean_return"]) for _, _, t in paired]
+        ours = [normalized(game, o["mean_return"]) for _, _, o, _ in paired]
+        theirs = [normalized(game, t["mean_return"]) for _, _, _, t in paired]
         rows.append({
-            "game": game, "seeds": [run.seed for run, _, _ in paired],
-            "ours": float(np.mean([o["mean_return"] for _, o, _ in paired])),
-            "baseline": float(np.mean([t["mean_return"] for _, _, t in paired])),
+            "game": game, "seeds": [run.seed for run, _, _, _ in paired],
+            "ours": float(np.mean([o["mean_return"] for _, _, o, _ in paired])),
+            "baseline": float(np.mean([t["mean_return"] for _, _, _, t in paired])),
             "ours_hns": float(np.mean(ours)), "baseline_hns": float(np.mean(theirs)),
             "ours_run_hns": ours, "baseline_run_hns": theirs,
         })  # fmt: skip
     out: dict[str, Any] = {
-        "baseline_dir": str(baseline),
-        "rows": rows,
-        "pairs": sum(map(len, pairs.values())),
-    }
-    out["settings"] = setting_differences(
-        [(run.path, baseline / run.game / f"seed{run.seed}") for v in pairs.values()
-         for run, _, _ in v]
-    )  # fmt: skip
+        "baseline_dir": str(baseline), "rows": rows, "pairs": sum(map(len, pairs.values())),
+        "settings": setting_differences(
+            [(run.path, theirs) for v in pairs.values() for run, theirs, _, _ in v]
+        ),
+    }  # fmt: skip
     if rows:
         for side in ("ours", "baseline"):
-            scores = {row["game"]: row[f"{side}_run_hns"] for row in rows}
-            intervals = bootstrap_intervals(scores, AGGREGATE_NAMES, reps=reps, seed=0)
-            out[side] = {name: iv.as_dict() for name, iv in intervals.items()}
+            out[side] = hns_intervals({row["game"]: row[f"{side}_run_hns"] for row in rows}, reps)
         out["higher"] = sum(row["ours_hns"] > row["baseline_hns"] for row in rows)
         out["lower"] = sum(row["ours_hns"] < row["baseline_hns"] for row in rows)
     return out
@@ -275,10 +281,7 @@ def render_comparison(comparison: dict[str, Any], preset: str) -> list[str]:
               "human-normalized, stratified-bootstrap 95% intervals:", "",
               "| agent | mean | median | IQM |", "|---|---|---|---|"]  # fmt: skip
     for side, label in (("ours", f"ours ({preset})"), ("baseline", "baseline")):
-        values = comparison[side]
-        cells = [f"{values[n]['point']:.3f} [{values[n]['low']:.3f}, {values[n]['high']:.3f}]"
-                 for n in AGGREGATE_NAMES]  # fmt: skip
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(interval_cells(comparison[side])) + " |")
     return lines
 
 
@@ -356,8 +359,7 @@ def _same_games_table(report: dict[str, Any], agg: dict[str, Any], single: bool)
                  "per game the intervals collapse to the point:" if single else ":"), "",
               "| agent | mean | median | IQM |", "|---|---|---|---|"]  # fmt: skip
     if "ours" in agg:
-        cells = [f"{agg['ours'][n]['point']:.3f} [{agg['ours'][n]['low']:.3f}, "
-                 f"{agg['ours'][n]['high']:.3f}]" for n in AGGREGATE_NAMES]  # fmt: skip
+        cells = interval_cells(agg["ours"])
         lines.append(f"| ours ({report['preset']}) | " + " | ".join(cells) + " |")
     if agg["published_same_games"]:
         for column, values in agg["published_same_games"].items():

@@ -135,17 +135,19 @@ def reset_layer_names(network: nn.Module, layers: str) -> list[str]:
     parameters (the 512-unit layer after the Nature convolutions)."""
     if layers not in ("head", "dense"):
         raise ValueError(f"reset layers {layers!r} is not accepted; use one of head, dense")
-    head = network.get_submodule("head")
+
+    def learns(module: nn.Module | None) -> bool:
+        return isinstance(module, nn.Module) and next(module.parameters(), None) is not None
+
     if layers == "dense":
-        fc = getattr(network.get_submodule("torso"), "fc", None)
-        has_fc = isinstance(fc, nn.Module) and any(True for _ in fc.parameters())
+        has_fc = learns(getattr(network.get_submodule("torso"), "fc", None))
         return ["head", *(["torso.fc"] if has_fc else [])]
     names = []
-    for name, stream in head.named_children():
-        if not any(True for _ in stream.parameters()):
+    for name, stream in network.get_submodule("head").named_children():
+        if not learns(stream):
             continue
         if isinstance(stream, nn.Sequential):
-            last = max(i for i, layer in enumerate(stream) if any(True for _ in layer.parameters()))
+            last = max(i for i, layer in enumerate(stream) if learns(layer))
             names.append(f"head.{name}.{last}")
         else:
             names.append(f"head.{name}")
