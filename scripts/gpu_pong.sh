@@ -6,6 +6,8 @@
 # At the budget the run gets SIGINT: it checkpoints and exits 130 (see scripts/train.py).
 # PONG_STEPS sets a budget in agent steps instead (--total-steps; the run then exits 0), which
 # does not depend on the machine's speed; PONG_SECONDS=0 turns the wall-clock budget off.
+# A checkpoint every 250k agent steps (with each evaluation): the export still has the newest of
+# them if the stop's own checkpoint is missing (seen once on an H200: exit 130, no stop line).
 #
 #   here, once:  ../shared/tools/gpu-wheels tqdm safetensors
 #   device run:  bash scripts/gpu_pong.sh        (carry: [".whl"])
@@ -30,13 +32,15 @@ rm -rf "$RUN"
 # shellcheck disable=SC2086  # PONG_FLAGS is a list of flags
 timeout --preserve-status -s INT "$PONG_SECONDS" "$PY" -m scripts.train --env Pong --preset fast \
   --output-dir "$RUN" --no-progress --no-record-video --keep-checkpoints 1 \
-  --stop-at-return 19 ${PONG_STEPS:+--total-steps "$PONG_STEPS"} ${PONG_FLAGS:-}
+  --checkpoint-every-steps 250000 --stop-at-return 19 ${PONG_STEPS:+--total-steps "$PONG_STEPS"} ${PONG_FLAGS:-}
 code=$?
 wall="${PONG_SECONDS} s"
 [ "$PONG_SECONDS" = 0 ] && wall="none"
 echo "train exit code $code (0: step budget ${PONG_STEPS:-of the preset} or return 19 reached;" \
   "130: stopped at the wall-clock budget, $wall)"
 if [ "$code" -ne 0 ] && [ "$code" -ne 130 ]; then exit "$code"; fi
+[ -f "$RUN/summary.json" ] || echo "no summary.json in $RUN: the run did not finish its stop;" \
+  "exporting its newest periodic checkpoint"
 "$PY" - "$RUN/metrics.csv" <<'PYEOF'
 import csv, sys
 rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["metric"] == "eval/mean_return"]
