@@ -269,3 +269,21 @@ def test_ring_draw_is_uniform_over_the_sampleable_slots():
     # chi-square, 39 degrees of freedom, significance 0.001: 72.055 (NIST/SEMATECH e-Handbook of
     # Statistical Methods, table 1.3.6.7.4)
     assert chi2 < 72.055
+
+
+def test_the_benchmarks_full_replay_is_sampled_as_a_training_replay_is(monkeypatch):
+    """scripts.bench_all times the sampling of a long run's replay, not the start-up path, whose
+    host checks (one device synchronisation per batch on CUDA) a training run leaves after a few
+    steps."""
+    from scripts.bench_all import full_replay
+
+    replay = full_replay(2_000, torch.device("cpu"))
+    assert replay.surely_sampleable() and len(replay) == 2_000
+
+    def start_up_path(batch_size):
+        raise AssertionError("the benchmark's replay took the start-up path")
+
+    monkeypatch.setattr(replay, "_draw_exactly", start_up_path)
+    batch = replay.sample(32)
+    assert batch.obs.shape == (32, 4, 84, 84)
+    assert bool(replay.sampleable(batch.stream, batch.slot).all())
