@@ -60,8 +60,9 @@ def full_replay(capacity: int, device: torch.device, seed: int = 0) -> ReplayBuf
     replay.complete[0, -1] = False
     replay.written = replay.slots
     replay.transitions_added = replay.slots
-    replay.adds_since_start = replay.slots  # as after a long run: sampled as training samples
-    replay.started = True  # (without it, every batch would take the start-up path's host checks)
+    # as after a long run: batches are drawn as in training, not by the start-up path's checks
+    replay.adds_since_start = replay.slots
+    replay.started = True
     return replay
 
 
