@@ -7,7 +7,9 @@
 # PONG_STEPS sets a budget in agent steps instead (--total-steps; the run then exits 0), which
 # does not depend on the machine's speed; PONG_SECONDS=0 turns the wall-clock budget off.
 # A checkpoint every 250k agent steps (with each evaluation): the export still has the newest of
-# them if the stop's own checkpoint is missing (seen once on an H200: exit 130, no stop line).
+# them if the stop's own checkpoint is missing (seen once on an H200: exit 130, no stop line;
+# likely `timeout` delivering its SIGINT twice, to the command and to its process group, the
+# repeat then taken as a second stop; a repeat within 1 s is now the same stop).
 #
 #   here, once:  ../shared/tools/gpu-wheels tqdm safetensors
 #   device run:  bash scripts/gpu_pong.sh        (carry: [".whl"])

@@ -22,8 +22,10 @@ continued without duplicate rows. Resuming a finished run runs nothing, writes n
 SIGINT (Ctrl-C) or SIGTERM, in any phase: one line and exit code 130 or 143, no traceback, no
 half-written file. A training step and a checkpoint write finish first; start-up, an evaluation
 and the video stop at once; the last whole step is checkpointed, metrics and wandb are flushed. A
-second signal stops at once (the newest checkpoint on disk is then the run's state). A new run
-stopped during its start-up leaves its directory as it found it.
+second signal, one at least ``REPEAT_WINDOW_S`` (1 s) after the first, stops at once (the newest
+checkpoint on disk is then the run's state); a repeat within it is the first delivered again
+(``timeout``, a process group, see ``agents.run.interrupts``). A new run stopped during its
+start-up leaves its directory as it found it.
 
 Any other fault in the loop (an exception, a full disk, a NaN or infinite loss or parameter):
 one line naming the step, the phase and the error, exit code 1, and an emergency checkpoint of the

@@ -3,11 +3,16 @@ made-up results, the resumable loop's decisions, and one tiny real run end to en
 
 import json
 import math
+import os
+import signal
+import subprocess
 import sys
 from argparse import Namespace
+from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import wait_for
 
 from agents.dqn.presets import preset
 from agents.run.checkpoint import config_to_dict
@@ -15,6 +20,8 @@ from envs import atari100k
 from envs.scores import human_score, random_score
 from scripts import atari100k as suite
 from scripts import atari100k_report as tables
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_reference_table_is_the_projects_copy_with_its_published_aggregates():
@@ -260,6 +267,34 @@ def test_suite_trains_a_tiny_real_run_then_skips_it(tmp_path, capsys):
     assert suite.main(argv) == 0
     out = capsys.readouterr().out
     assert "1 finished, 0 to run" in out and "started" not in out
+
+
+def test_ctrl_c_in_a_terminal_stops_each_run_with_its_checkpoint(tmp_path):
+    """Ctrl-C reaches every process of the terminal's group, the suite and its runs, and the
+    suite also sends each run SIGTERM: each run takes the two as one stop, so the checkpoint it
+    was writing (step 200 here) is finished and kept, and the same command continues it."""
+    marker = tmp_path / "marker"
+    env = {**os.environ, "WANDB_MODE": "disabled", "DQN_TEST_PAUSE": "checkpoint:1",
+           "DQN_TEST_PAUSE_MARKER": str(marker)}  # fmt: skip
+    argv = ["--games", "Pong", "--seeds", "1", "--output-dir", str(tmp_path / "suite"), "--jobs",
+            "1", "--torch-threads", "1", "--", "--total-steps", "300", "--learning-starts", "100",
+            "--checkpoint-every-steps", "200", "--final-eval-episodes", "0",
+            "--no-record-video"]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.atari100k", *argv], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    wait_for(marker.exists, process)  # the run writes its checkpoint of step 200
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the suite and its run
+    printed = process.communicate(timeout=600)[0]
+    assert process.returncode == 130, printed
+    assert "Pong-seed1: stopped after" in printed and "with its checkpoint" in printed
+    run = tmp_path / "suite" / "Pong" / "seed1"
+    log = (tmp_path / "suite" / "logs" / "Pong-seed1.log").read_text().splitlines()
+    assert log[-1] == (f"stopped by SIGINT at global step 200; checkpoint {run}/checkpoints/"
+                       f"step_000000000200.pt; continue with --resume {run}"), log[-5:]  # fmt: skip
+    assert json.loads((run / "summary.json").read_text())["global_step"] == 200
+    assert tables.run_state(run) == "interrupted"
 
 
 def test_a_run_stopped_during_its_final_evaluation_gets_it_from_scripts_evaluate(tmp_path):

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from agents.dqn.agent import DQNAgent
 from agents.dqn.replay.uniform import ReplayBuffer
 from agents.evaluation.evaluate import evaluate
 from agents.run.checkpoint import list_checkpoints, load_checkpoint
+from agents.run.interrupts import REPEAT_WINDOW_S
 from agents.run.tracking import Tracker, read_metrics
 from scripts.train import main as train_main
 
@@ -351,6 +353,7 @@ def signal_in_phase(process, marker: Path, sig: int, count: int = 1):
         process.send_signal(sig)
         if k < count:
             wait_for(lambda k=k: f"signal {k}" in marker.read_text(), process)
+            time.sleep(REPEAT_WINDOW_S + 0.05)  # sooner, it is the first delivered again
     out, err = process.communicate(timeout=600)  # a hang guard
     assert "Traceback" not in err
     err_lines = [line for line in err.splitlines() if not line.startswith(ALE_BANNER)]
@@ -488,6 +491,46 @@ def test_a_signal_while_a_checkpoint_is_written_leaves_no_half_written_file(
         )
         code, _, _ = run_train(capsys, ["--resume", str(out)])
         assert code == 0 and steps(out)[-1] == 600
+
+
+def test_a_signal_delivered_twice_at_once_is_one_stop(tmp_path):
+    """A signal that arrives again at once (as a process group's members get it, or GNU timeout
+    sends it) while the checkpoint is written is the same stop: the write finishes and the run
+    stops with it, as after one signal."""
+    out, marker = tmp_path / "run", tmp_path / "marker"
+    args = [*CARTPOLE, "--total-steps", "600", "--checkpoint-every-steps", "100",
+            "--output-dir", str(out)]  # fmt: skip
+    process = start("scripts.train", args, marker, pause="checkpoint:2")
+    wait_for(marker.exists, process)
+    os.kill(process.pid, signal.SIGINT)
+    os.kill(process.pid, signal.SIGTERM)  # e.g. a suite forwarding Ctrl-C to its runs
+    out_text, err = process.communicate(timeout=600)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert out_text.splitlines()[-1] == stop_line(signal.SIGINT, 200, out)
+    check_left(out, [100, 200])
+    assert json.loads((out / "summary.json").read_text())["stopped_by"] == "SIGINT"
+
+
+@pytest.mark.skipif(shutil.which("timeout") is None, reason="needs GNU coreutils' timeout")
+def test_a_run_under_gnu_timeout_stops_with_its_checkpoint(tmp_path):
+    """``timeout -s INT`` sends its signal to the command and then to the command's process
+    group: one stop, the checkpoint of the step written, the stop line printed."""
+    out, marker = tmp_path / "run", tmp_path / "marker"
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
+           "DQN_TEST_PAUSE": "checkpoint:2", "DQN_TEST_PAUSE_MARKER": str(marker)}  # fmt: skip
+    args = [*CARTPOLE, "--total-steps", "600", "--checkpoint-every-steps", "100",
+            "--output-dir", str(out)]  # fmt: skip
+    process = subprocess.Popen(
+        ["timeout", "-s", "INT", "3600", sys.executable, "-m", "scripts.train", *args], cwd=ROOT,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    wait_for(marker.exists, process)
+    process.send_signal(signal.SIGINT)  # timeout passes it on as at its deadline: twice
+    out_text, err = process.communicate(timeout=600)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert out_text.splitlines()[-1] == stop_line(signal.SIGINT, 200, out)
+    check_left(out, [100, 200])
 
 
 PONG = ["--preset", "fast", "--env", "Pong", "--num-envs", "4", "--compile", "off",

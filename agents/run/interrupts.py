@@ -12,6 +12,13 @@ how a signal is taken:
   finished. A second signal raises ``Interrupted`` at once, whatever the phase (atomic writers
   still leave no half-written file).
 
+A signal that comes again within ``REPEAT_WINDOW_S`` of the first is the same stop delivered
+twice, not a second one: GNU ``timeout`` sends its signal to the command and then to the
+command's process group (the command gets it twice, microseconds apart), and Ctrl-C in a terminal
+reaches every process of its group while ``scripts.atari100k`` and the sweeps also send SIGTERM
+to each of their runs. Taken as a second signal, such a repeat would cut the stop's own
+checkpoint short. A second stop is a signal sent at least ``REPEAT_WINDOW_S`` after the first.
+
 ``pause_point(name)`` is a test hook: with ``DQN_TEST_PAUSE=name`` (or ``name:N``, the N-th time
 the phase is reached) the process writes the file ``DQN_TEST_PAUSE_MARKER`` when it reaches the
 phase and waits there for a signal (``DQN_TEST_PAUSE_SIGNALS`` of them, default 1; 60 s at most),
@@ -31,6 +38,9 @@ from pathlib import Path
 from typing import Any
 
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+REPEAT_WINDOW_S = 1.0
+"""Seconds after the first signal in which another one (SIGINT or SIGTERM) is the same stop
+delivered again (see the module docstring)."""
 
 
 class Interrupted(BaseException):  # noqa: N818 - a stop, like KeyboardInterrupt
@@ -60,11 +70,14 @@ _ACTIVE: list[SignalGuard] = []  # the installed guard (the pause hook waits on 
 class SignalGuard:
     """SIGINT/SIGTERM handlers, installed by ``with guard:`` (re-entrant: an inner ``with`` of
     the same guard keeps them); interruptible unless inside ``deferred()``. ``received``: the
-    first signal received, or None."""
+    first signal received, or None; ``count``: the stops received (a repeat within
+    ``REPEAT_WINDOW_S`` of the first is not one); ``repeats``: the repeats ignored."""
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.received_at = 0.0  # time.monotonic() when the first signal was handled
         self.count = 0
+        self.repeats = 0
         self.interruptible = True
         self._depth = 0
         self._previous: dict[int, Any] = {}
@@ -87,9 +100,13 @@ class SignalGuard:
             _ACTIVE.remove(self)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if self.received is not None and now - self.received_at < REPEAT_WINDOW_S:
+            self.repeats += 1  # the first signal delivered again: the stop already under way
+            return
         self.count += 1
         if self.received is None:
-            self.received = signum
+            self.received, self.received_at = signum, now
             if not self.interruptible:
                 return  # acted on when the deferred phase ends
             raise Interrupted(signum)
