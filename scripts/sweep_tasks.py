@@ -83,7 +83,8 @@ def run_command(
     the GPUs it reserved) and this package importable. Returns the exit code and the
     wall time in seconds. A cancel of the task (``ray.cancel``: ``KeyboardInterrupt`` here)
     sends the process SIGTERM, and the task waits for it to checkpoint and exit; a second cancel
-    sends a second SIGTERM (``scripts.train`` then stops at once)."""
+    sends a second SIGTERM (``scripts.train`` then stops at once, if it comes a second or more
+    after the first: ``agents.run.interrupts.REPEAT_WINDOW_S``)."""
     root = package_root()
     cwd = Path(workdir) if Path(workdir).is_dir() else root
     log = Path(log_path) if Path(log_path).is_absolute() else cwd / log_path
