@@ -336,13 +336,16 @@ def test_a_file_size_limit_while_saving_the_replay_leaves_no_orphan(tmp_path, ca
 
 # -- SIGINT and SIGTERM in every phase -----------------------------------------------------------
 def start(script: str, args: list[str], marker: Path, pause: str | None = None,
-          signals: int = 1) -> subprocess.Popen:  # fmt: skip
+          signals: int = 1, prefix: tuple[str, ...] = ()) -> subprocess.Popen:  # fmt: skip
+    """``python -m script args`` (after ``prefix``, a command that runs it, in a session of
+    its own), paused in phase ``pause`` (see ``agents.run.interrupts.pause_point``)."""
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     if pause is not None:
         env.update(DQN_TEST_PAUSE=pause, DQN_TEST_PAUSE_MARKER=str(marker),
                    DQN_TEST_PAUSE_SIGNALS=str(signals))  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", script, *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen([*prefix, sys.executable, "-m", script, *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=bool(prefix))  # fmt: skip
 
 
 def signal_in_phase(process, marker: Path, sig: int, count: int = 1):
@@ -516,15 +519,10 @@ def test_a_run_under_gnu_timeout_stops_with_its_checkpoint(tmp_path):
     """``timeout -s INT`` sends its signal to the command and then to the command's process
     group: one stop, the checkpoint of the step written, the stop line printed."""
     out, marker = tmp_path / "run", tmp_path / "marker"
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
-           "DQN_TEST_PAUSE": "checkpoint:2", "DQN_TEST_PAUSE_MARKER": str(marker)}  # fmt: skip
     args = [*CARTPOLE, "--total-steps", "600", "--checkpoint-every-steps", "100",
             "--output-dir", str(out)]  # fmt: skip
-    process = subprocess.Popen(
-        ["timeout", "-s", "INT", "3600", sys.executable, "-m", "scripts.train", *args], cwd=ROOT,
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
+    process = start("scripts.train", args, marker, pause="checkpoint:2",
+                    prefix=("timeout", "-s", "INT", "3600"))  # fmt: skip
     wait_for(marker.exists, process)
     process.send_signal(signal.SIGINT)  # timeout passes it on as at its deadline: twice
     out_text, err = process.communicate(timeout=600)
