@@ -45,19 +45,24 @@ RENAMED_FLAGS = {
 
 
 def exit_on_signals_while_loading() -> None:
-    """Until ``main`` installs its own handlers (``agents.run.interrupts.SignalGuard``), SIGINT or
-    SIGTERM ends the script in one line with exit code 130 or 143: it comes while the modules
-    load, before anything is written."""
+    """Until ``main`` installs its own handlers (``agents.run.interrupts.SignalGuard``), SIGINT,
+    SIGTERM or SIGHUP ends the script in one line with exit code 130, 143 or 129: it comes while
+    the modules load, before anything is written. SIGHUP stays ignored where it is (``nohup``);
+    after it the terminal may be gone, and the line is then not printed."""
     import os
     import signal
 
     def on_signal(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
-        print(f"stopped by {name} during start-up; nothing was written", flush=True)
+        try:
+            print(f"stopped by {name} during start-up; nothing was written", flush=True)
+        except OSError:  # the terminal hung up (EIO)
+            pass
         os._exit(128 + signum)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, on_signal)
 
 
 def split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -26,8 +26,9 @@ run's state from its directory).
   the report adds, per game, the runs here beside the same game and seed there, the aggregates of
   both over the games with a pair, and the settings in which they differ.
 - Logs: ``OUTPUT_DIR/logs/GAME-seedS.log`` (stdout and stderr of each training process).
-- Ctrl-C or SIGTERM: each running training gets SIGTERM (it checkpoints and exits), the report is
-  written for the runs that finished, and the suite exits 130/143; run it again to continue.
+- Ctrl-C, SIGTERM or SIGHUP (the terminal closed): each running training gets SIGTERM (it
+  checkpoints and exits), the report is written for the runs that finished, and the suite exits
+  130/143/129; run it again to continue. Under ``nohup`` SIGHUP is ignored and the suite goes on.
 
 This loop runs on one machine without Ray. With Ray (``pip install -e .[distributed]``), and on a
 cluster, ``python -m scripts.sweep --suite atari100k --preset drq --seeds 1,2,3 --address auto``
@@ -46,6 +47,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.run.interrupts import SIGNAL_EXIT_CODES, detach_from_terminal, stop_signals
 from envs.atari100k import EIGHT_GAMES, GAMES, game_name
 from scripts._cli import ArgumentParser, cli_main, split_passthrough
 from scripts.atari100k_report import (
@@ -253,7 +255,7 @@ class Suite:
                 print(f"{run.name}: finished in {minutes:.1f} min, mean return "
                       f"{result.get('mean_return', float('nan')):.2f} over "
                       f"{result.get('episodes')} episodes", flush=True)  # fmt: skip
-            elif self.stop_signal is not None and rc in (130, 143):
+            elif self.stop_signal is not None and rc in SIGNAL_EXIT_CODES.values():
                 print(f"{run.name}: stopped after {minutes:.1f} min with its checkpoint; the same "
                       "command continues it", flush=True)  # fmt: skip
             else:
@@ -262,13 +264,16 @@ class Suite:
                       flush=True)  # fmt: skip
 
     def on_signal(self, signum: int, frame: Any) -> None:
-        self.stop_signal = signum
+        if signum == signal.SIGHUP:  # the terminal is gone: print nowhere, not to it (EIO)
+            detach_from_terminal()
+        if self.stop_signal is None:
+            self.stop_signal = signum
         for proc, _, _ in self.running.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)  # each run checkpoints and exits
 
     def run(self, poll_seconds: float = 1.0) -> None:
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.getsignal(sig) for sig in stop_signals()}
         for sig in previous:
             signal.signal(sig, self.on_signal)
         try:

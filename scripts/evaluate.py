@@ -21,9 +21,10 @@ the same, and the summary goes to ``runs/pretrained/NAME/evaluation`` unless ``-
   gymnasium envs their ``render_fps``); any other env is refused in one line.
 - ``--save-trajectories PATH`` writes what the agent saw and did to a compressed npz
   (``agents.supervised.trajectories``): the data of behaviour cloning.
-- SIGINT or SIGTERM, in any phase: one line, exit code 130 or 143, no traceback, no half-written
-  file (videos, trajectories and outputs are written atomically). Loading and playing stop at
-  once; ``episodes.csv`` and ``summary.json`` are finished first once their writing began.
+- SIGINT, SIGTERM or SIGHUP (the terminal closed; not under ``nohup``), in any phase: one line
+  (none after SIGHUP), exit code 130, 143 or 129, no traceback, no half-written file (videos,
+  trajectories and outputs are written atomically). Loading and playing stop at once;
+  ``episodes.csv`` and ``summary.json`` are finished first once their writing began.
 """
 
 # ruff: noqa: E402 - the signal handler of the start-up comes before the slow imports
@@ -243,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     signals = SignalGuard()
     phase = ["start-up"]  # where a signal stopped it
-    with signals:  # SIGINT/SIGTERM from here on: one line, exit code 130/143
+    with signals:  # SIGINT/SIGTERM/SIGHUP from here on: one line, exit code 130/143/129
         try:
             code = run(argv, signals, phase)
         except Interrupted as stop:

@@ -28,8 +28,9 @@ commands and run states in ``sweep_plan``, the report in ``sweep_report``).
   line of its log) over every invocation, until the run finishes: ``--report`` shows a run that
   failed in an earlier invocation as failed, and a later invocation numbers its attempts on
   (attempt 3 of 4 after two earlier ones).
-- Ctrl-C or SIGTERM: every running training gets SIGTERM (it checkpoints and exits), the report
-  is written for what finished, and the sweep exits 130/143; the same command continues it.
+- Ctrl-C, SIGTERM or SIGHUP (the terminal closed; ignored under ``nohup``): every running
+  training gets SIGTERM (it checkpoints and exits), the report is written for what finished, and
+  the sweep exits 130/143/129; the same command continues it.
 - ``--dry-run``: print each run's name, state (new, interrupted, trained, finished), directory
   and command; ``--report``: write the report from the runs there are; neither needs Ray.
 - Report: ``OUTPUT_DIR/report.md`` and ``report.json``: per game and settings the mean final

@@ -11,8 +11,8 @@ task (``scripts/sweep.py`` is the command line, ``scripts.sweep_report`` the rep
   the report reads it, and attempt numbers go on from it.
 - The scheduling loop (``Scheduler``): submits every pending run at once (Ray queues them by the
   CPUs and GPUs each asks for), collects them with ``ray.wait`` as they end and resubmits a
-  failed one, from the state it left, up to ``retries`` times; SIGINT or SIGTERM cancels every
-  task and waits for the runs to stop.
+  failed one, from the state it left, up to ``retries`` times; SIGINT, SIGTERM or SIGHUP (not
+  when ignored, as under ``nohup``) cancels every task and waits for the runs to stop.
 
 Nothing here imports Ray at module level: the command line's ``--dry-run`` and ``--report`` work
 without the extra.
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.run.interrupts import SIGNAL_EXIT_CODES, detach_from_terminal, stop_signals
 from scripts._cli import one_line
 from scripts.atari100k_report import read_json
 from scripts.sweep_plan import (
@@ -44,9 +45,10 @@ from scripts.sweep_plan import (
     state_of,
 )
 
-STOP_EXIT_CODES = (130, 143, -int(signal.SIGINT), -int(signal.SIGTERM))
-"""Exit codes of a process stopped by SIGINT or SIGTERM: ``scripts.train`` and
-``scripts.evaluate`` exit 130 or 143; a process killed by the signal itself gives -2 or -15."""
+STOP_EXIT_CODES = (*SIGNAL_EXIT_CODES.values(), *(-int(sig) for sig in SIGNAL_EXIT_CODES))
+"""Exit codes of a process stopped by SIGINT, SIGTERM or SIGHUP: ``scripts.train`` and
+``scripts.evaluate`` exit 130, 143 or 129; a process killed by the signal itself gives -2, -15
+or -1."""
 POLL_SECONDS = 0.5
 """How often the Ray task looks for a cancel while its process runs, and the driver for a
 signal while it waits: a cancel is an exception raised between Python instructions, never
@@ -320,13 +322,16 @@ class Scheduler:
         self.in_flight[ref] = (run, state)
 
     def on_signal(self, signum: int, frame: Any) -> None:
-        self.stop_signal = signum
+        if signum == signal.SIGHUP:  # the terminal is gone: print nowhere, not to it (EIO)
+            detach_from_terminal()
+        if self.stop_signal is None:
+            self.stop_signal = signum
         self.signals += 1  # the loop cancels the tasks (no Ray call inside a signal handler)
 
     def run(self) -> dict[str, Outcome]:
         """Run every run that has not finished; returns each run's ``Outcome``."""
         ray = import_ray()
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.getsignal(sig) for sig in stop_signals()}
         for sig in previous:
             signal.signal(sig, self.on_signal)
         try:

@@ -19,7 +19,8 @@ states, replay (when saved with ``--save-replay``), the same wandb run id, and m
 continued without duplicate rows. Resuming a finished run runs nothing, writes nothing and exits
 0; ``--total-steps`` at or below the steps done exits 2.
 
-SIGINT (Ctrl-C) or SIGTERM, in any phase: one line and exit code 130 or 143, no traceback, no
+SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal closed; not under ``nohup``), in any phase: one
+line (none after SIGHUP: the terminal is gone) and exit code 130, 143 or 129, no traceback, no
 half-written file. A training step and a checkpoint write finish first; start-up, an evaluation
 and the video stop at once; the last whole step is checkpointed, metrics and wandb are flushed. A
 second signal, one at least ``REPEAT_WINDOW_S`` (1 s) after the first, stops at once (the newest
@@ -216,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started: dict[str, object] = {}  # the run's directory and kind, once known
     with (
         signals
-    ):  # SIGINT/SIGTERM from here on: one line, exit code 130/143 (agents.run.interrupts)
+    ):  # SIGINT/SIGTERM/SIGHUP from here on: one line, exit code 130/143/129 (interrupts)
         try:
             return train(argv, signals, started)
         except StoppedBeforeCheckpoint as stop:  # a second signal cut the stop's checkpoint

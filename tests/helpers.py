@@ -4,7 +4,9 @@ mp4 back."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -25,6 +27,46 @@ def start_training(args: list[str], cwd: Path = ROOT) -> subprocess.Popen:
         [sys.executable, "-m", "scripts.train", *args], cwd=cwd, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
+
+def start_in_terminal(module: str, args: list[str], env: dict[str, str],
+                      cwd: Path = ROOT) -> tuple[subprocess.Popen, int]:  # fmt: skip
+    """``python -m module args`` on a pseudo-terminal of its own, as from a shell in a terminal
+    window: a new session whose controlling terminal it is, stdin, stdout and stderr on it.
+    Returns the process and the terminal's master end: closing it hangs the terminal up, as a
+    closed window or a dropped ssh connection does (the kernel sends the session SIGHUP)."""
+    master, slave = os.openpty()
+    take_terminal = (  # a fresh interpreter in the new session (no Python between fork and exec)
+        "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+        "os.execv(sys.executable, [sys.executable, '-m', *sys.argv[1:]])"
+    )
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", take_terminal, module, *args], cwd=cwd, env=env,
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        )  # fmt: skip
+    finally:
+        os.close(slave)
+    return process, master
+
+
+def hang_up_when(condition, process: subprocess.Popen, master: int,
+                 timeout_s: float = 600.0) -> str:  # fmt: skip
+    """Read the terminal of ``start_in_terminal`` until ``condition()`` holds, then hang it up
+    (close its master end) and wait for the process; returns what it printed before."""
+    printed = b""
+    deadline = time.monotonic() + timeout_s  # a hang guard only
+    while not condition():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            os.close(master)
+            raise AssertionError(f"exited or hung before the hang-up: {printed.decode()[-3000:]}")
+        if select.select([master], [], [], 0.02)[0]:
+            with contextlib.suppress(OSError):
+                printed += os.read(master, 1 << 16)
+    os.close(master)
+    process.wait(timeout=timeout_s)
+    return printed.decode(errors="replace")
 
 
 def wait_for(condition, process: subprocess.Popen, timeout_s: float = 600.0) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import wait_for
+from helpers import hang_up_when, start_in_terminal, wait_for
 
 from agents.dqn.presets import preset
 from agents.run.checkpoint import config_to_dict
@@ -269,10 +269,9 @@ def test_suite_trains_a_tiny_real_run_then_skips_it(tmp_path, capsys):
     assert "1 finished, 0 to run" in out and "started" not in out
 
 
-def test_ctrl_c_in_a_terminal_stops_each_run_with_its_checkpoint(tmp_path):
-    """Ctrl-C reaches every process of the terminal's group, the suite and its runs, and the
-    suite also sends each run SIGTERM: each run takes the two as one stop, so the checkpoint it
-    was writing (step 200 here) is finished and kept, and the same command continues it."""
+def paused_suite(tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
+    """A suite of one Pong run that waits while it writes its checkpoint of step 200: argv, env,
+    and the marker file it writes there."""
     marker = tmp_path / "marker"
     env = {**os.environ, "WANDB_MODE": "disabled", "DQN_TEST_PAUSE": "checkpoint:1",
            "DQN_TEST_PAUSE_MARKER": str(marker)}  # fmt: skip
@@ -280,21 +279,51 @@ def test_ctrl_c_in_a_terminal_stops_each_run_with_its_checkpoint(tmp_path):
             "1", "--torch-threads", "1", "--", "--total-steps", "300", "--learning-starts", "100",
             "--checkpoint-every-steps", "200", "--final-eval-episodes", "0",
             "--no-record-video"]  # fmt: skip
+    return argv, env, marker
+
+
+def check_stopped_at_200(tmp_path: Path, sig: int) -> None:
+    """The suite's run stopped by ``sig`` with its checkpoint of step 200, to be continued."""
+    run = tmp_path / "suite" / "Pong" / "seed1"
+    log = (tmp_path / "suite" / "logs" / "Pong-seed1.log").read_text().splitlines()
+    assert log[-1] == (f"stopped by {signal.Signals(sig).name} at global step 200; checkpoint "
+                       f"{run}/checkpoints/step_000000000200.pt; continue with --resume {run}"
+                       ), log[-5:]  # fmt: skip
+    assert json.loads((run / "summary.json").read_text())["global_step"] == 200
+    assert tables.run_state(run) == "interrupted"
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGHUP, 129)],
+                         ids=["Ctrl-C", "the shell hangs up its job"])  # fmt: skip
+def test_a_signal_to_the_process_group_stops_each_run_with_its_checkpoint(tmp_path, sig, code):
+    """Ctrl-C reaches every process of the terminal's group, the suite and its runs, as does the
+    SIGHUP a shell passes to its jobs when its terminal closes; the suite also sends each run
+    SIGTERM: each run takes the two as one stop, so the checkpoint it was writing (step 200 here)
+    is finished and kept, and the same command continues it."""
+    argv, env, marker = paused_suite(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "scripts.atari100k", *argv], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     wait_for(marker.exists, process)  # the run writes its checkpoint of step 200
-    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the suite and its run
+    os.killpg(process.pid, sig)  # the suite and its run
     printed = process.communicate(timeout=600)[0]
-    assert process.returncode == 130, printed
+    assert process.returncode == code, printed
     assert "Pong-seed1: stopped after" in printed and "with its checkpoint" in printed
-    run = tmp_path / "suite" / "Pong" / "seed1"
-    log = (tmp_path / "suite" / "logs" / "Pong-seed1.log").read_text().splitlines()
-    assert log[-1] == (f"stopped by SIGINT at global step 200; checkpoint {run}/checkpoints/"
-                       f"step_000000000200.pt; continue with --resume {run}"), log[-5:]  # fmt: skip
-    assert json.loads((run / "summary.json").read_text())["global_step"] == 200
-    assert tables.run_state(run) == "interrupted"
+    check_stopped_at_200(tmp_path, sig)
+
+
+def test_the_suites_terminal_hanging_up_stops_each_run_with_its_checkpoint(tmp_path):
+    """The suite leads the session of a terminal that closes: it alone gets SIGHUP, sends each
+    run SIGTERM, and with nowhere left to print (the terminal answers EIO) still waits for them
+    and writes its report; exit 129."""
+    argv, env, marker = paused_suite(tmp_path)
+    process, terminal = start_in_terminal("scripts.atari100k", argv, env)
+    printed = hang_up_when(marker.exists, process, terminal)
+    assert process.returncode == 129, printed
+    check_stopped_at_200(tmp_path, signal.SIGTERM)
+    (row,) = json.loads((tmp_path / "suite" / "report.json").read_text())["rows"]
+    assert row["game"] == "Pong" and row["runs"] == []  # written, with no finished run in it
 
 
 def test_a_run_stopped_during_its_final_evaluation_gets_it_from_scripts_evaluate(tmp_path):

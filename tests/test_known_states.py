@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import run_train, wait_for
+from helpers import hang_up_when, run_train, start_in_terminal, wait_for
 
 import agents.dqn.build
 import agents.dqn.loop
@@ -402,20 +402,22 @@ def test_a_signal_during_the_start_up_of_a_resumed_run_changes_nothing(cartpole_
     assert snapshot(out) == before
 
 
-def test_a_signal_while_the_modules_load_is_one_line(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_while_the_modules_load_is_one_line(tmp_path, sig):
     out = tmp_path / "run"
     process = start("scripts.train", [*CARTPOLE, "--output-dir", str(out)], tmp_path / "m")
     status = Path(f"/proc/{process.pid}/status")
 
-    def catches_sigterm() -> bool:  # the start-up's handler is in place (SigCgt bit 15)
+    def catches_it() -> bool:  # the start-up's handler is in place (its bit of SigCgt)
         line = next(x for x in status.read_text().splitlines() if x.startswith("SigCgt:"))
-        return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+        return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
 
-    wait_for(catches_sigterm, process)
-    process.send_signal(signal.SIGTERM)
+    wait_for(catches_it, process)
+    process.send_signal(sig)
     out_text, err = process.communicate(timeout=600)
-    assert process.returncode == 143 and err == "", err
-    assert out_text.splitlines()[-1].startswith("stopped by SIGTERM during start-up; ")
+    assert process.returncode == 128 + sig and err == "", err
+    name = signal.Signals(sig).name
+    assert out_text.splitlines()[-1].startswith(f"stopped by {name} during start-up; ")
     assert not out.exists()
 
 
@@ -528,6 +530,63 @@ def test_a_run_under_gnu_timeout_stops_with_its_checkpoint(tmp_path):
     out_text, err = process.communicate(timeout=600)
     assert process.returncode == 130 and "Traceback" not in err
     assert out_text.splitlines()[-1] == stop_line(signal.SIGINT, 200, out)
+    check_left(out, [100, 200])
+
+
+# -- SIGHUP: the terminal hangs up ----------------------------------------------------------------
+def quiet_env(pause: str, marker: Path) -> dict[str, str]:
+    return {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
+            "DQN_TEST_PAUSE": pause, "DQN_TEST_PAUSE_MARKER": str(marker)}  # fmt: skip
+
+
+def test_a_terminal_that_hangs_up_while_a_checkpoint_is_written_stops_the_run_with_it(
+    tmp_path, capsys
+):
+    """The run's terminal closes (SIGHUP to its session) while it writes the checkpoint of step
+    200: the write finishes and the run stops with it, exit 129, though its stop line can no
+    longer be printed (the terminal answers EIO); summary.json says how it ended, and --resume
+    continues it."""
+    out, marker = tmp_path / "run", tmp_path / "marker"
+    args = [*CARTPOLE, "--total-steps", "600", "--checkpoint-every-steps", "100",
+            "--output-dir", str(out)]  # fmt: skip
+    process, terminal = start_in_terminal("scripts.train", args, quiet_env("checkpoint:2", marker))
+    printed = hang_up_when(marker.exists, process, terminal)
+    assert process.returncode == 129, printed
+    assert "Traceback" not in printed
+    check_left(out, [100, 200])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_by"] == "SIGHUP" and summary["global_step"] == 200
+    code, _, _ = run_train(capsys, ["--resume", str(out)])
+    assert code == 0 and steps(out)[-1] == 600
+
+
+def test_a_terminal_that_hangs_up_during_the_start_up_leaves_nothing(tmp_path):
+    out, marker = tmp_path / "run", tmp_path / "marker"
+    args = [*CARTPOLE, "--total-steps", "600", "--output-dir", str(out)]
+    process, terminal = start_in_terminal("scripts.train", args, quiet_env("startup", marker))
+    printed = hang_up_when(marker.exists, process, terminal)
+    assert process.returncode == 129 and "Traceback" not in printed, printed
+    assert not out.exists()
+
+
+def test_under_nohup_a_hang_up_does_not_stop_the_run(tmp_path):
+    """``nohup`` starts the run with SIGHUP ignored: it stays ignored, and the run goes on until
+    the SIGTERM sent after it, which stops it as usual."""
+    out, marker = tmp_path / "run", tmp_path / "marker"
+    args = [*CARTPOLE, "--total-steps", "600", "--checkpoint-every-steps", "100",
+            "--output-dir", str(out)]  # fmt: skip
+    process = subprocess.Popen(
+        ["nohup", sys.executable, "-m", "scripts.train", *args], cwd=ROOT,
+        env=quiet_env("checkpoint:2", marker), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(marker.exists, process)
+    process.send_signal(signal.SIGHUP)  # taken, it would stop the run (129) or kill it (-1)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)  # within the repeat window: only a stop if SIGHUP wasn't
+    out_text, err = process.communicate(timeout=600)
+    assert process.returncode == 143 and "Traceback" not in err, err
+    assert out_text.splitlines()[-1] == stop_line(signal.SIGTERM, 200, out)
     check_left(out, [100, 200])
 
 

@@ -6,14 +6,14 @@ next invocation while the finished runs are skipped), failures kept over invocat
 among it."""
 
 import json
+import os
 import shlex
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from helpers import snapshot
+from helpers import hang_up_when, snapshot, start_in_terminal, wait_for
 
 from envs.atari100k import GAMES as ATARI_100K_GAMES
 from envs.scores import human_score, random_score
@@ -535,34 +535,46 @@ def test_run_states_follow_the_atari100k_suite(tmp_path):
 
 
 @pytest.mark.xdist_group("ray")
-def test_sigterm_stops_every_run_with_its_checkpoint_and_the_same_command_resumes(
-    tmp_path, ray_local
+@pytest.mark.parametrize("stop", ["SIGTERM", "its terminal hangs up"])
+def test_a_stop_ends_every_run_with_its_checkpoint_and_the_same_command_resumes(
+    tmp_path, ray_local, stop
 ):
     """The sweep as its own process, joining the tests' Ray instance (``--address`` with its
     GCS address), two CartPole runs of 8,000 steps: SIGTERM once both have logged reaches each
     training as SIGTERM (the Ray task forwards the cancel), each checkpoints and exits 143, the
-    report lists them as interrupted, the sweep exits 143; the same command, dry, resumes them."""
+    report lists them as interrupted, the sweep exits 143; the same command, dry, resumes them.
+    The sweep's terminal hanging up (SIGHUP; it then has nowhere to print) does the same, and
+    the sweep exits 129."""
     out = tmp_path / "stopped"
     extra = ["--total-steps", "8000", "--eval-every-steps", "0", "--final-eval-episodes", "2"]
     argv = ["--games", "CartPole-v1", "--seeds", "1,2", "--preset", "cartpole", "--output-dir",
             str(out), "--address", ray_local.get_runtime_context().gcs_address]  # fmt: skip
-    command = [PY, "-m", "scripts.sweep", *argv, "--", *extra]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     runs = [out / "CartPole-v1" / f"seed{seed}" for seed in (1, 2)]
-    deadline = time.monotonic() + 90
-    while not all((run / "metrics.csv").is_file() for run in runs):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    printed = proc.communicate(timeout=90)[0]
-    assert proc.returncode == 143, printed
+
+    def both_logged() -> bool:
+        return all((run / "metrics.csv").is_file() for run in runs)
+
+    if stop == "SIGTERM":
+        command = [PY, "-m", "scripts.sweep", *argv, "--", *extra]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)  # fmt: skip
+        wait_for(both_logged, proc, timeout_s=90)
+        proc.send_signal(signal.SIGTERM)
+        printed = proc.communicate(timeout=90)[0]
+        assert proc.returncode == 143, printed
+    else:
+        proc, terminal = start_in_terminal("scripts.sweep", [*argv, "--", *extra],
+                                           dict(os.environ))  # fmt: skip
+        printed = hang_up_when(both_logged, proc, terminal, timeout_s=90)
+        assert proc.returncode == 129, printed
     for run in runs:
         assert sweep_plan.state_of(run) == "interrupted", printed
         log = (out / "logs" / f"CartPole-v1-{run.name}.log").read_text()
         assert log.count("# attempt ") == 1 and log.rstrip().splitlines()[-1].startswith(
             "# exit code 143 after"
         )
-        assert f"CartPole-v1-{run.name}: stopped after" in printed
+        if stop == "SIGTERM":
+            assert f"CartPole-v1-{run.name}: stopped after" in printed
     md = (out / "report.md").read_text()
     assert (
         "| CartPole-v1 | — | 0 of 2 | — | — | — | seed1 (interrupted); seed2 (interrupted) |" in md

@@ -19,10 +19,10 @@ host synchronisation per step beyond the actions the envs need.
 This module knows nothing of wandb: it logs through the ``Tracker`` it is given.
 
 Every fault ends in a known state (the endings themselves, ``finish``, ``stop`` and ``fail``, are
-``agents.dqn.endings.RunEndings``, which ``Trainer`` inherits). SIGINT/SIGTERM
+``agents.dqn.endings.RunEndings``, which ``Trainer`` inherits). SIGINT/SIGTERM/SIGHUP
 (``agents.run.interrupts``): a training step and a checkpoint write finish first; start-up, an
 evaluation and the video stop at once; the run then checkpoints the last whole step and stops
-(exit code 130/143). Any other exception in the loop (``Trainer.fail``): an emergency checkpoint
+(exit code 130/143/129). Any other exception in the loop (``Trainer.fail``): an emergency checkpoint
 of the last good state when there is one (the step whole, the network finite and not caught
 inside an optimizer step), then ``TrainingError`` naming the step, the phase and the error (exit
 code 1). A new run stopped during its start-up leaves its directory as it found it.
@@ -211,7 +211,7 @@ class Trainer(RunEndings):
 
     @property
     def stop_signal(self) -> int | None:
-        """The SIGINT/SIGTERM that stops the run (None: none received)."""
+        """The SIGINT/SIGTERM/SIGHUP that stops the run (None: none received)."""
         return self.signals.received
 
     @stop_signal.setter

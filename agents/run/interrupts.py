@@ -1,4 +1,5 @@
-"""SIGINT and SIGTERM in every phase of a script: one line, exit code 130 or 143, nothing torn.
+"""SIGINT, SIGTERM and SIGHUP in every phase of a script: one line, exit code 130, 143 or 129,
+nothing torn.
 
 A ``SignalGuard`` holds both handlers while a script (or a training run) works. Each phase says
 how a signal is taken:
@@ -19,6 +20,13 @@ reaches every process of its group while ``scripts.atari100k`` and the sweeps al
 to each of their runs. Taken as a second signal, such a repeat would cut the stop's own
 checkpoint short. A second stop is a signal sent at least ``REPEAT_WINDOW_S`` after the first.
 
+SIGHUP is what a process gets when its terminal goes away (an ssh connection drops, a terminal
+window is closed): the run stops as on SIGTERM, with its checkpoint, and exits 129. The terminal
+cannot be written to any more (a write fails with EIO), so the handler first points the standard
+output and error that were terminals at ``os.devnull`` (``detach_from_terminal``); what the run
+keeps on disk (summary.json's ``stopped_by``, metrics.csv, the checkpoint) says how it ended. A
+process started with SIGHUP ignored (``nohup``) keeps it ignored and goes on (``stop_signals``).
+
 ``pause_point(name)`` is a test hook: with ``DQN_TEST_PAUSE=name`` (or ``name:N``, the N-th time
 the phase is reached) the process writes the file ``DQN_TEST_PAUSE_MARKER`` when it reaches the
 phase and waits there for a signal (``DQN_TEST_PAUSE_SIGNALS`` of them, default 1; 60 s at most),
@@ -31,20 +39,49 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+"""The signals that stop a script, and its exit code for each (128 + the signal's number)."""
 REPEAT_WINDOW_S = 1.0
-"""Seconds after the first signal in which another one (SIGINT or SIGTERM) is the same stop
-delivered again (see the module docstring)."""
+"""Seconds after the first signal in which another one (SIGINT, SIGTERM or SIGHUP) is the same
+stop delivered again (see the module docstring)."""
+_TERMINALS = {fd for fd in (1, 2) if os.isatty(fd)}
+"""Standard output and error as they were when this module was imported: whether each was a
+terminal (once the terminal has hung up, ``isatty`` says no)."""
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The signals to take as a stop: SIGINT, SIGTERM and SIGHUP, less SIGHUP when the process
+    ignores it (started under ``nohup``: it is to outlive its terminal)."""
+    ignored = signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    return tuple(sig for sig in SIGNAL_EXIT_CODES if not (sig == signal.SIGHUP and ignored))
+
+
+def detach_from_terminal() -> None:
+    """Point the standard output and error that are (or were) a terminal at ``os.devnull``: after
+    SIGHUP, writing to the terminal fails with EIO, and a print must not end a run that is
+    checkpointing. Files and pipes are left as they are."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or replaced stream: nothing to flush
+            stream.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                if fd in _TERMINALS or os.isatty(fd):
+                    os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 class Interrupted(BaseException):  # noqa: N818 - a stop, like KeyboardInterrupt
-    """A SIGINT or SIGTERM that ends the current phase at once; ``second``: a second signal,
+    """A SIGINT, SIGTERM or SIGHUP that ends the current phase at once; ``second``: a second signal,
     which may have cut a deferred phase (a training step, a write) short."""
 
     def __init__(self, signum: int, second: bool = False) -> None:
@@ -68,10 +105,11 @@ _ACTIVE: list[SignalGuard] = []  # the installed guard (the pause hook waits on 
 
 
 class SignalGuard:
-    """SIGINT/SIGTERM handlers, installed by ``with guard:`` (re-entrant: an inner ``with`` of
-    the same guard keeps them); interruptible unless inside ``deferred()``. ``received``: the
-    first signal received, or None; ``count``: the stops received (a repeat within
-    ``REPEAT_WINDOW_S`` of the first is not one); ``repeats``: the repeats ignored."""
+    """SIGINT/SIGTERM/SIGHUP handlers (``stop_signals``), installed by ``with guard:``
+    (re-entrant: an inner ``with`` of the same guard keeps them); interruptible unless inside
+    ``deferred()``. ``received``: the first signal received, or None; ``count``: the stops
+    received (a repeat within ``REPEAT_WINDOW_S`` of the first is not one); ``repeats``: the
+    repeats ignored."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -84,8 +122,8 @@ class SignalGuard:
 
     def __enter__(self) -> SignalGuard:
         if self._depth == 0 and threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.getsignal(sig) for sig in SIGNAL_EXIT_CODES}
-            for sig in SIGNAL_EXIT_CODES:
+            self._previous = {sig: signal.getsignal(sig) for sig in stop_signals()}
+            for sig in self._previous:
                 signal.signal(sig, self._handle)
             _ACTIVE.append(self)
         self._depth += 1
@@ -100,6 +138,8 @@ class SignalGuard:
             _ACTIVE.remove(self)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            detach_from_terminal()
         now = time.monotonic()
         if self.received is not None and now - self.received_at < REPEAT_WINDOW_S:
             self.repeats += 1  # the first signal delivered again: the stop already under way
