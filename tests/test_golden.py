@@ -13,7 +13,8 @@ capability, naming the difference. On another processor model of the same capabi
 torch picks other kernels on an AMD EPYC than on an Intel Xeon: the last bits of the weights
 move, nothing else) everything but the weights, the target and the optimizer state is still
 compared bitwise, and those three by fingerprints (the float64 sum of absolute values and of
-squares of each, within a relative 1e-4), so a change to what a run computes still fails there.
+squares of each, within a relative 1e-4, the optimizer's 1e-3: ``FINGERPRINT_RTOL``), so a change
+to what a run computes still fails there.
 
 Rewrite the digests only when a run's numbers are meant to change (or, for ``torch_rng``, when
 the global generator's use changes, as when the network's initialisation stopped drawing from
@@ -61,7 +62,12 @@ TIME_METRICS = ("SPS", "sps", "time", "seconds")  # metric names measuring the c
 
 
 FINGERPRINTED = ("model", "target", "optimizer")  # float state whose last bits follow the CPU
-FINGERPRINT_RTOL = 1e-4
+FINGERPRINT_RTOL = {"model": 1e-4, "target": 1e-4, "optimizer": 1e-3}
+"""Relative tolerance of each fingerprint off the recording processor model. Adam's first moment
+(a running mean of gradients that mostly cancel) carries the last-bit differences furthest: the
+drq-pixels run's sum of its absolute values is 1.27e-4 apart between an Intel Xeon and the AMD
+EPYC of the record (its weights 6.4e-6 at most, the sums of squares 8e-9); a change to what a run
+computes moves these sums by far more, and fails the bitwise metrics and counters besides."""
 
 
 def machine() -> dict[str, str]:
@@ -182,7 +188,7 @@ def check(got: dict[str, Any], want: dict[str, Any], same_processor: bool) -> No
     assert {key: got[key] for key in exact} == {key: want[key] for key in exact}
     for key in FINGERPRINTED:
         assert got["fingerprints"][key] == pytest.approx(
-            want["fingerprints"][key], rel=FINGERPRINT_RTOL
+            want["fingerprints"][key], rel=FINGERPRINT_RTOL[key]
         ), key
 
 
@@ -209,12 +215,13 @@ def test_another_processor_model_compares_the_float_state_by_fingerprints(tmp_pa
     got = played(tmp_path, "drq-pixels", monkeypatch)
     want = recorded()["runs"]["drq-pixels"]
     check(got, want, same_processor=False)  # passes here whichever processor wrote the record
-    moved = {**got, "fingerprints": {**got["fingerprints"]}}
-    moved["fingerprints"]["model"] = [
-        x * (1 + 10 * FINGERPRINT_RTOL) for x in got["fingerprints"]["model"]
-    ]
-    with pytest.raises(AssertionError, match="model"):
-        check(moved, want, same_processor=False)  # weights that moved more than the last bits
+    for key in FINGERPRINTED:  # float state that moved more than the last bits
+        moved = {**got, "fingerprints": {**got["fingerprints"]}}
+        moved["fingerprints"][key] = [
+            x * (1 + 10 * FINGERPRINT_RTOL[key]) for x in got["fingerprints"][key]
+        ]
+        with pytest.raises(AssertionError, match=key):
+            check(moved, want, same_processor=False)
     with pytest.raises(AssertionError):
         check({**got, "updates": got["updates"] + 1}, want, same_processor=False)
 
