@@ -91,10 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in pool.map(run_one, jobs):
             results.append(r)
             print(json.dumps(r), flush=True)
+    from agents.run.checkpoint import atomic_write
+
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "ablation.json").write_text(json.dumps(results, indent=2) + "\n")
+    text = json.dumps(results, indent=2) + "\n"  # each file whole or not at all
+    atomic_write(args.output_dir / "ablation.json", lambda f: f.write(text.encode()))
     table = report(results)
-    (args.output_dir / "ablation.md").write_text(table + "\n")
+    atomic_write(args.output_dir / "ablation.md", lambda f: f.write((table + "\n").encode()))
     print(table)
     return 0
 

@@ -12,6 +12,7 @@ the first full sample to the last is reported as ``growth_after_full_mb``. Linux
 from __future__ import annotations
 
 import csv
+import io
 import json
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agents.run import checks
+from agents.run.checkpoint import atomic_write
 from agents.run.tracking import read_metrics
 from scripts._cli import ArgumentParser, cli_main
 
@@ -92,10 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if process.poll() is None:
             process.kill()
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    with open(args.output_dir / "soak.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(("seconds", "global_step", "rss_mb", "replay_full"))
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(("seconds", "global_step", "rss_mb", "replay_full"))
+    writer.writerows(rows)
+    atomic_write(args.output_dir / "soak.csv", lambda f: f.write(table.getvalue().encode()))
     full = [r for r in rows if r[3]]
     summary = {
         "minutes": args.minutes, "samples": len(rows), "exit_code": code,
@@ -103,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "growth_after_full_mb": round(full[-1][2] - full[0][2], 1) if len(full) > 1 else None,
         "samples_after_full": len(full),
     }  # fmt: skip
-    (args.output_dir / "soak.json").write_text(json.dumps(summary, indent=2) + "\n")
+    text = json.dumps(summary, indent=2) + "\n"  # whole or not at all
+    atomic_write(args.output_dir / "soak.json", lambda f: f.write(text.encode()))
     print(json.dumps(summary))
     return 0
 
