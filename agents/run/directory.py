@@ -7,9 +7,10 @@
 - ``RunLock``: an ``fcntl.flock`` on ``DIR/.lock`` held for the run's lifetime, the holder's pid
   written in the file. The kernel drops the lock when the process ends, however it ends
   (``kill -9`` included), so a stale lock never blocks a directory.
-- ``prepare_new_run``: a directory that holds a run (``RUN_MARKERS``) is refused unless
-  ``overwrite``; overwriting deletes only the files a run of this package writes, and refuses a
-  directory that holds anything else, deleting nothing.
+- ``prepare_new_run``: a directory that holds a run (``RUN_MARKERS``: a training run's or a
+  supervised one's) is refused unless ``overwrite``; overwriting deletes only the files a run of
+  this package writes, and refuses a directory that holds anything else, deleting nothing.
+  ``remove_run_files`` takes a run that was stopped before it finished away again.
 - ``read_run_config``: ``config.json`` checked key by key (JSON object, known keys, each value of
   its field's type) before a resume uses it.
 - ``check_resume``: the resumed config against the config saved in the checkpoint (all but
@@ -19,6 +20,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -35,8 +37,8 @@ from typing import Any, Literal
 from agents.dqn.config import TrainConfig
 
 LOCK_NAME = ".lock"
-# Any of these makes a directory hold a run.
-RUN_MARKERS = ("config.json", "metrics.csv", "summary.json", "checkpoints")
+# Any of these makes a directory hold a run (model.pt: a supervised one, scripts.train_supervised).
+RUN_MARKERS = ("config.json", "metrics.csv", "summary.json", "checkpoints", "model.pt")
 # Settings a resumed run may change; anything else would make it a different run.
 RESUME_CHANGEABLE = (
     "total_steps", "device", "replay_device", "torch_threads", "progress", "track", "wandb_mode",
@@ -50,8 +52,9 @@ PLACEHOLDERS = ("{game}", "{preset}", "{seed}", "{time}")
 # What a run of this package writes in its directory (``evaluation/``: scripts.evaluate's
 # default output beside the checkpoints; ``wandb/``: wandb's own folder for the run).
 _RUN_FILES = re.compile(
-    r"^(config\.json|metrics\.csv|summary\.json|\.lock|\.write-test-\d+"
-    r"|\.(config\.json|metrics\.csv|summary\.json)\..+\.tmp)$"
+    r"^(config\.json|metrics\.csv|summary\.json|model\.pt|confusion_matrix\.png|\.lock"
+    r"|\.write-test-\d+"
+    r"|\.(config\.json|metrics\.csv|summary\.json|model\.pt|confusion_matrix\.png)\..+\.tmp)$"
 )
 _RUN_FOLDERS = {
     "checkpoints": re.compile(
@@ -107,12 +110,17 @@ def is_template(output_dir: str) -> bool:
 
 
 def claim_output_dir(config: TrainConfig) -> tuple[TrainConfig, bool]:
-    """A templated ``output_dir`` filled in and created, new: ``base``, else ``base-2``,
-    ``base-3``... (an exclusive mkdir, so concurrent runs never get the same one). Returns the
-    config naming it and whether a directory was created; a plain ``output_dir`` is unchanged."""
+    """A templated ``output_dir`` filled in and created, new (``claim_new_directory``). Returns
+    the config naming it and whether a directory was created; a plain ``output_dir`` is
+    unchanged."""
     if not is_template(config.output_dir):
         return config, False
-    base = Path(fill_template(config))
+    return config.replace(output_dir=str(claim_new_directory(Path(fill_template(config))))), True
+
+
+def claim_new_directory(base: Path) -> Path:
+    """Create and return ``base``, else ``base-2``, ``base-3``... where it exists: an exclusive
+    mkdir, so concurrent runs never get the same one."""
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
         for k in range(1, 10_000):
@@ -121,7 +129,7 @@ def claim_output_dir(config: TrainConfig) -> tuple[TrainConfig, bool]:
                 candidate.mkdir()
             except FileExistsError:
                 continue
-            return config.replace(output_dir=str(candidate)), True
+            return candidate
     except OSError as error:
         raise RunDirError(
             f"--output-dir: {str(base)!r} cannot be written ({error.strerror or error}); "
@@ -195,16 +203,19 @@ def run_markers(directory: Path) -> list[str]:
     return [name for name in RUN_MARKERS if (directory / name).exists()]
 
 
-def prepare_new_run(directory: Path, overwrite: bool) -> None:
-    """Refuse a directory holding a run, or with ``overwrite`` delete that run's files first."""
+def prepare_new_run(directory: Path, overwrite: bool, resumable: bool = True) -> None:
+    """Refuse a directory holding a run, or with ``overwrite`` delete that run's files first;
+    ``resumable``: whether the error offers ``--resume`` (a training run's script has it)."""
     found = run_markers(directory)
     if not found:
         return
     if not overwrite:
         listed = ", ".join(f"{n}/" if (directory / n).is_dir() else n for n in found)
+        then = f"continue it with --resume {directory}, or" if resumable else "give another " \
+            "--output-dir, or"  # fmt: skip
         raise RunDirError(
-            f"--output-dir: {directory} already holds a run ({listed}); continue it with "
-            f"--resume {directory}, or start over there with --overwrite (deletes that run)"
+            f"--output-dir: {directory} already holds a run ({listed}); {then} start over there "
+            "with --overwrite (deletes that run)"
         )
     clear_run(directory)
 
@@ -242,10 +253,17 @@ def clear_run(directory: Path) -> None:
         )
     config = directory / "config.json"
     if config.exists():
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        from agents.supervised.classifier import SupervisedConfig
+
+        kinds = [
+            ({"env", "preset"}, {f.name for f in dataclasses.fields(TrainConfig)}),
+            ({"dataset", "model"}, {f.name for f in dataclasses.fields(SupervisedConfig)}),
+        ]
         try:
             data = json.loads(config.read_text())
-            ours = isinstance(data, dict) and {"env", "preset"} <= set(data) <= fields
+            ours = isinstance(data, dict) and any(
+                needed <= set(data) <= fields for needed, fields in kinds
+            )
         except (OSError, ValueError):
             ours = False
         if not ours:
@@ -267,6 +285,28 @@ def clear_run(directory: Path) -> None:
                 f"in {directory} is partly deleted: fix the permissions and run again"
             ) from None
     print(f"--overwrite: deleted the run that was in {directory}", flush=True)
+
+
+def remove_run_files(directory: Path, created: bool) -> None:
+    """Take away what a run that cannot be continued wrote in ``directory``: the files and
+    folders a run of this package writes (anything else stays) and its lock file, and the
+    directory itself when the run ``created`` it and nothing else is left. Best effort: nothing
+    raises."""
+    for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
+        if entry.name == LOCK_NAME or entry.is_symlink():
+            continue
+        try:
+            if entry.is_dir() and entry.name in _RUN_FOLDERS:
+                shutil.rmtree(entry)
+            elif entry.is_file() and _RUN_FILES.match(entry.name):
+                entry.unlink()
+        except OSError:
+            pass
+    if created:
+        remove_if_unused(directory)
+    else:
+        with contextlib.suppress(OSError):
+            (directory / LOCK_NAME).unlink(missing_ok=True)
 
 
 # -- config.json -------------------------------------------------------------------------------

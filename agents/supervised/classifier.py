@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from agents.run.checkpoint import atomic_torch_save
+from agents.run.interrupts import pause_point
 from agents.supervised.augment import augment_images
 from agents.supervised.datasets import Dataset, dataset_kind
 from networks import MLP, ClassifierHead, LeNet5, NatureCNN, Network, make_activation
@@ -47,8 +48,10 @@ class SupervisedConfig:
     (a teacher's play from scripts.evaluate --save-trajectories, labelled by its actions)."""
     model: Model = "mlp"
     """Model: mlp, lenet (LeNet-5) or nature-cnn (the DQN conv torso, images >= 36x36)."""
-    output_dir: Path = Path("runs/supervised")
-    """Where model.pt, summary.json and confusion_matrix.png are written."""
+    output_dir: Path = Path("runs/supervised/{dataset}__{model}__s{seed}__{time}")
+    """Where model.pt, summary.json and confusion_matrix.png are written: a directory of its
+    own ({dataset}, {model}, {seed} and {time} are filled in; a run there is refused unless
+    --overwrite)."""
     epochs: int | None = None
     """Passes over the training set."""
     batch_size: int | None = None
@@ -344,6 +347,7 @@ def train_classifier(
     history: list[dict[str, float]] = []
     bar = tqdm(total=cfg.epochs * steps_per_epoch, disable=not cfg.progress, unit="step")
     for epoch in range(1, cfg.epochs + 1):
+        pause_point("epoch")  # a test hook (agents.run.interrupts)
         net.train()
         order = rng.permutation(n)
         loss_sum, correct = 0.0, 0
