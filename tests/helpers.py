@@ -4,7 +4,6 @@ mp4 back."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
@@ -50,23 +49,41 @@ def start_in_terminal(module: str, args: list[str], env: dict[str, str],
     return process, master
 
 
+def read_terminal(master: int, process: subprocess.Popen, until=None,
+                  timeout_s: float = 600.0) -> str:  # fmt: skip
+    """What the process of ``start_in_terminal`` prints, read until ``until()`` holds (None:
+    until the terminal has nothing more and the process has ended)."""
+    printed = b""
+    deadline = time.monotonic() + timeout_s  # a hang guard only
+    while until is None or not until():
+        if until is not None and process.poll() is not None:
+            raise AssertionError(f"exited before it was due: {printed.decode()[-3000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"timed out; it printed: {printed.decode()[-3000:]}")
+        if select.select([master], [], [], 0.02)[0]:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:  # EIO: every process has closed the terminal
+                chunk = b""
+            printed += chunk
+            if not chunk and until is None:
+                break
+        elif until is None and process.poll() is not None:
+            break
+    return printed.decode(errors="replace")
+
+
 def hang_up_when(condition, process: subprocess.Popen, master: int,
                  timeout_s: float = 600.0) -> str:  # fmt: skip
     """Read the terminal of ``start_in_terminal`` until ``condition()`` holds, then hang it up
     (close its master end) and wait for the process; returns what it printed before."""
-    printed = b""
-    deadline = time.monotonic() + timeout_s  # a hang guard only
-    while not condition():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            os.close(master)
-            raise AssertionError(f"exited or hung before the hang-up: {printed.decode()[-3000:]}")
-        if select.select([master], [], [], 0.02)[0]:
-            with contextlib.suppress(OSError):
-                printed += os.read(master, 1 << 16)
-    os.close(master)
+    try:
+        printed = read_terminal(master, process, condition, timeout_s)
+    finally:
+        os.close(master)
     process.wait(timeout=timeout_s)
-    return printed.decode(errors="replace")
+    return printed
 
 
 def wait_for(condition, process: subprocess.Popen, timeout_s: float = 600.0) -> None:

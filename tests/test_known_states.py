@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import hang_up_when, run_train, start_in_terminal, wait_for
+from helpers import hang_up_when, read_terminal, run_train, start_in_terminal, wait_for
 
 import agents.dqn.build
 import agents.dqn.loop
@@ -567,6 +567,24 @@ def test_a_terminal_that_hangs_up_during_the_start_up_leaves_nothing(tmp_path):
     printed = hang_up_when(marker.exists, process, terminal)
     assert process.returncode == 129 and "Traceback" not in printed, printed
     assert not out.exists()
+
+
+def test_sighup_sent_to_a_run_whose_terminal_is_still_there_prints_its_stop_line(tmp_path):
+    """``kill -HUP`` with the terminal open: the run stops as on SIGTERM (exit 129) and, the
+    terminal still answering, its stop line is printed there."""
+    out, marker = tmp_path / "run", tmp_path / "marker"
+    args = [*CARTPOLE, "--total-steps", "600", "--checkpoint-every-steps", "100",
+            "--output-dir", str(out)]  # fmt: skip
+    process, terminal = start_in_terminal("scripts.train", args, quiet_env("checkpoint:2", marker))
+    try:
+        read_terminal(terminal, process, marker.exists)
+        process.send_signal(signal.SIGHUP)
+        printed = read_terminal(terminal, process)
+    finally:
+        os.close(terminal)
+    assert process.wait(timeout=600) == 129, printed
+    assert printed.splitlines()[-1] == stop_line(signal.SIGHUP, 200, out)
+    check_left(out, [100, 200])
 
 
 def test_under_nohup_a_hang_up_does_not_stop_the_run(tmp_path):

@@ -23,9 +23,11 @@ checkpoint short. A second stop is a signal sent at least ``REPEAT_WINDOW_S`` af
 SIGHUP is what a process gets when its terminal goes away (an ssh connection drops, a terminal
 window is closed): the run stops as on SIGTERM, with its checkpoint, and exits 129. The terminal
 cannot be written to any more (a write fails with EIO), so the handler first points the standard
-output and error that were terminals at ``os.devnull`` (``detach_from_terminal``); what the run
-keeps on disk (summary.json's ``stopped_by``, metrics.csv, the checkpoint) says how it ended. A
-process started with SIGHUP ignored (``nohup``) keeps it ignored and goes on (``stop_signals``).
+output and error that were a terminal, and no longer answer as one, at ``os.devnull``
+(``detach_from_terminal``); what the run keeps on disk (summary.json's ``stopped_by``,
+metrics.csv, the checkpoint) says how it ended. A SIGHUP sent with ``kill`` to a run whose
+terminal is still there prints the stop line as usual. A process started with SIGHUP ignored
+(``nohup``) keeps it ignored and goes on (``stop_signals``).
 
 ``pause_point(name)`` is a test hook: with ``DQN_TEST_PAUSE=name`` (or ``name:N``, the N-th time
 the phase is reached) the process writes the file ``DQN_TEST_PAUSE_MARKER`` when it reaches the
@@ -39,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -64,18 +65,24 @@ def stop_signals() -> tuple[int, ...]:
 
 
 def detach_from_terminal() -> None:
-    """Point the standard output and error that are (or were) a terminal at ``os.devnull``: after
-    SIGHUP, writing to the terminal fails with EIO, and a print must not end a run that is
-    checkpointing. Files and pipes are left as they are."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed or replaced stream: nothing to flush
-            stream.flush()
+    """Point the standard output and error that were a terminal and no longer answer as one (it
+    hung up: a write would fail with EIO, and a print must not end a run that is checkpointing)
+    at ``os.devnull``. A terminal that is still there (SIGHUP sent with ``kill``) is kept, and so
+    are files and pipes."""
+    gone = []
+    for fd in sorted(_TERMINALS):
+        try:
+            if not os.isatty(fd):
+                gone.append(fd)
+        except OSError:
+            gone.append(fd)
+    if not gone:
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        for fd in (1, 2):
+        for fd in gone:
             with contextlib.suppress(OSError):
-                if fd in _TERMINALS or os.isatty(fd):
-                    os.dup2(devnull, fd)
+                os.dup2(devnull, fd)
     finally:
         os.close(devnull)
 
