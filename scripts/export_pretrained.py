@@ -6,11 +6,14 @@ float32 and rounded to float16. The float16 weights are kept unless the mean ret
 than the tolerance (``pretrained.score_tolerance``); then float32 is written and the reason
 printed. ``--full-precision`` skips the float16 trial. Writes ``NAME.safetensors`` and
 ``NAME.json`` (``evaluation.pretrained``) into ``--output-dir`` (by default ``agents/pretrained``).
+An agent already there under NAME is refused before any work (exit 2, naming it and its recorded
+score) unless ``--overwrite``: a shipped agent is never replaced by accident.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,7 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="evaluation seed")
     p.add_argument("--full-precision", action="store_true", help="write float32, no fp16 trial")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an agent of the same --name in --output-dir")  # fmt: skip
     return p
+
+
+def refuse_an_agent_there(directory: Path, name: str) -> None:
+    """An agent (either file of the pair) already under ``name`` in ``directory``: one error
+    naming it and the score it records."""
+    there = [directory / f"{name}{suffix}" for suffix in (".safetensors", ".json")]
+    found = [path for path in there if path.exists()]
+    if not found:
+        return
+    recorded = ""
+    try:
+        evaluation = json.loads(there[1].read_text()).get("evaluation") or {}
+        recorded = (f" (mean return {float(evaluation['mean_return']):.2f} over "
+                    f"{int(evaluation['episodes'])} episodes)")  # fmt: skip
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass
+    raise ValueError(
+        f"--name: {found[0]} exists{recorded}; give another --name or --output-dir, or "
+        "--overwrite to replace it"
+    )
 
 
 def score(state: dict[str, Any], model: dict, args: argparse.Namespace, device) -> dict[str, Any]:
@@ -83,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = load_checkpoint(args.checkpoint, map_location=device)
     file_checks.check_checkpoint(state)  # a non-finite network is never exported
     checks.check_writable_dir("--output-dir", args.output_dir)
+    if not args.overwrite:
+        refuse_an_agent_there(args.output_dir, args.name)
     top = args.episodes + checks.MAX_EVAL_ENVS
     checks.check_atari_seed(state["env_id"], args.seed, top, "an evaluation of --episodes episodes")
     full = score(state, state["model"], args, device)

@@ -440,6 +440,24 @@ def test_an_unknown_name_lists_the_shipped_agents():
     assert listed in str(error.value)
 
 
+def test_an_agent_of_the_same_name_is_replaced_only_with_overwrite(run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert export(run, out, "--name", "tiny")[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    recorded = json.loads((out / "tiny.json").read_text())["evaluation"]
+    capsys.readouterr()
+    rc, printed = export(run, out, "--name", "tiny", "--full-precision")
+    assert rc == 2 and printed == ""  # refused before the evaluation
+    assert capsys.readouterr().err.splitlines() == [
+        f"export_pretrained: error: --name: {out / 'tiny.safetensors'} exists (mean return "
+        f"{recorded['mean_return']:.2f} over {recorded['episodes']} episodes); give another "
+        "--name or --output-dir, or --overwrite to replace it"
+    ]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    rc, _ = export(run, out, "--name", "tiny", "--full-precision", "--overwrite")
+    assert rc == 0 and json.loads((out / "tiny.json").read_text())["dtype"] == "float32"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
