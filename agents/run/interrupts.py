@@ -1,7 +1,7 @@
 """SIGINT, SIGTERM and SIGHUP in every phase of a script: one line, exit code 130, 143 or 129,
 nothing torn.
 
-A ``SignalGuard`` holds both handlers while a script (or a training run) works. Each phase says
+A ``SignalGuard`` holds the handlers while a script (or a training run) works. Each phase says
 how a signal is taken:
 
 - interruptible (start-up, evaluation, video, loading a checkpoint or a replay): the signal
