@@ -73,7 +73,7 @@ def run_one(job: tuple[str, int, str, int]) -> dict | None:
     from agents.dqn.build import train
     from agents.dqn.presets import cartpole, cartpole_rainbow
     from agents.run.checkpoint import list_checkpoints
-    from agents.run.directory import RunFinished
+    from agents.run.directory import RunFinished, run_markers
     from agents.run.tracking import read_metrics
 
     name, seed, out, max_steps = job
@@ -86,8 +86,9 @@ def run_one(job: tuple[str, int, str, int]) -> dict | None:
     summary = read_json(run_dir / "summary.json")
     if summary is None or "stopped_by" in summary:  # not ended: continue it, or start it
         resume = run_dir.is_dir() and bool(list_checkpoints(run_dir / "checkpoints"))
-        try:  # a directory without a checkpoint holds a run stopped before it had one
-            summary = train(config, resume=resume, overwrite=not resume and run_dir.is_dir())
+        stale = not resume and run_dir.is_dir() and bool(run_markers(run_dir))
+        try:  # stale: a run stopped (or killed) before its first checkpoint, started over
+            summary = train(config, resume=resume, overwrite=stale)
         except RunFinished:  # trained to the end, summary lost (killed while writing it)
             summary = {"solved_at_step": None, "sps": None}
     if "stopped_by" in summary:
@@ -162,15 +163,18 @@ def run_all(jobs: list[tuple[str, int, str, int]], workers: int) -> tuple[list[d
     stop = multiprocessing.Event()
     received: list[int] = []
 
+    def stop_all() -> None:  # no run starts from now on; those under way checkpoint and exit
+        stop.set()
+        for child in multiprocessing.active_children():  # the workers
+            with contextlib.suppress(OSError):
+                os.kill(child.pid, signal.SIGTERM)
+
     def on_signal(signum: int, frame: object) -> None:
         if signum == signal.SIGHUP:
             detach_from_terminal()
         if not received:
             received.append(signum)
-        stop.set()
-        for child in multiprocessing.active_children():  # the workers
-            with contextlib.suppress(OSError):
-                os.kill(child.pid, signal.SIGTERM)
+        stop_all()
 
     previous = {sig: signal.getsignal(sig) for sig in stop_signals()}
     for sig in previous:
@@ -180,11 +184,17 @@ def run_all(jobs: list[tuple[str, int, str, int]], workers: int) -> tuple[list[d
                                  initargs=(stop,)) as pool:  # fmt: skip
             futures = {pool.submit(run_one, job): k for k, job in enumerate(jobs)}
             done: dict[int, dict] = {}
-            for future in as_completed(futures):
-                result = future.result()
-                if result is not None and not result.get("stopped"):
-                    done[futures[future]] = result
-                    print(json.dumps(result), flush=True)
+            try:
+                for future in as_completed(futures):
+                    result = future.result()  # a run's error (a refused directory) is raised here
+                    if result is not None and not result.get("stopped"):
+                        done[futures[future]] = result
+                        print(json.dumps(result), flush=True)
+            except BaseException:  # the error ends the ablation: not the other runs' training
+                for future in futures:
+                    future.cancel()
+                stop_all()
+                raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

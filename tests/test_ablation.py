@@ -71,3 +71,22 @@ def test_a_stopped_ablation_is_continued_by_the_same_command(tmp_path, how, code
     assert process.returncode == 0 and "device:" not in printed, printed
     assert (out / "ablation.md").read_bytes() == table
     assert json.loads((out / "ablation.json").read_text()) == results
+
+
+def test_a_run_refused_ends_the_ablation_in_one_line_and_starts_no_other(tmp_path):
+    """A run's directory that also holds other files is not overwritten: the ablation stops
+    there (exit 2, one line) instead of training every other run first."""
+    out = tmp_path / "ablation"
+    (out / "DQN-seed1").mkdir(parents=True)
+    (out / "DQN-seed1" / "metrics.csv").write_text("global_step,wall_seconds,metric,value\n")
+    (out / "DQN-seed1" / "notes.txt").write_text("mine")
+    process = ablation(out)
+    printed = process.communicate(timeout=600)[0]
+    assert process.returncode == 2, printed
+    assert printed.splitlines() == [
+        f"ablation: error: --overwrite: {out / 'DQN-seed1'} also holds files that are not a "
+        "run's (notes.txt); nothing was deleted; move them away or give another --output-dir"
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["DQN-seed1"]
+    left = sorted(p.name for p in (out / "DQN-seed1").iterdir())
+    assert left == [".lock", "metrics.csv", "notes.txt"]  # the lock file of the refused run
