@@ -53,6 +53,7 @@ from agents.run.directory import (
     remove_if_unused,
     remove_run_files,
     run_markers,
+    run_stamp,
 )
 from agents.run.interrupts import Interrupted, SignalGuard
 from agents.run.tracking import Tracker, resolve_wandb_mode
@@ -176,7 +177,7 @@ def fill_output_dir(cfg: SupervisedConfig, now: float | None = None) -> Path | N
     text = str(cfg.output_dir)
     if not any(key in text for key in PLACEHOLDERS):
         return None
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    stamp = run_stamp(time.time() if now is None else now)
     values = {"{dataset}": run_label(cfg.dataset), "{model}": cfg.model,
               "{seed}": str(cfg.seed), "{time}": stamp}  # fmt: skip
     for key, value in values.items():

@@ -93,10 +93,15 @@ def _now() -> float:
     return time.time()
 
 
+def run_stamp(now: float) -> str:
+    """``{time}`` of a run directory's name: local time ``now`` as YYYYmmdd-HHMMSS."""
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+
+
 def fill_template(config: TrainConfig, now: float | None = None) -> str:
     """``config.output_dir`` with its placeholders filled in (unchanged when it has none);
     ``{time}`` is local time, ``now`` or the current one."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(_now() if now is None else now))
+    stamp = run_stamp(_now() if now is None else now)
     values = {"{game}": _game_label(config.env), "{preset}": config.preset,
               "{seed}": str(config.seed), "{time}": stamp}  # fmt: skip
     path = config.output_dir
